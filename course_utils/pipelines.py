@@ -1,0 +1,125 @@
+"""A diffusers pipeline around a class-conditioned denoiser and its scheduler.
+
+``save_pretrained`` / ``from_pretrained`` round-trip (safetensors), and the scheduler can be swapped with
+``from_config`` (DDPM -> DDIM / DPM-Solver++). Introduced in lesson 1; lesson 2 reuses it with a
+cross-attention model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+
+from .sampling import denoise
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete, or of another model than the one asked for.
+
+    Introduced in lesson 1.
+    """
+
+
+class ConditionalDDPMPipeline(DiffusionPipeline):
+    """Sample images for given class labels: ``pipe(class_labels=[3, 3, 7], num_inference_steps=20)``.
+
+    Introduced in lesson 1.
+    """
+
+    def __init__(self, unet, scheduler):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+
+    @torch.no_grad()
+    def __call__(self, class_labels, num_inference_steps: int = 50, generator: torch.Generator | None = None,
+                 output_type: str = "pil", return_dict: bool = True):
+        labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+        if labels.numel() == 0:
+            raise ValueError("class_labels is empty: pass one label per image to generate")
+        cfg = self.unet.config
+        shape = (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size)
+        x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
+        x = x.to(self.device, self.unet.dtype)
+        labels = labels.to(self.device)
+        self.set_progress_bar_config(leave=False)
+        self.scheduler.set_timesteps(num_inference_steps)
+        with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
+            images, _ = denoise(lambda xt, t: self.unet(xt, t, labels), self.scheduler, x, num_inference_steps,
+                                generator=generator, on_step=lambda i: bar.update())
+        images = images.add(1).div(2).clamp(0, 1)
+        if output_type == "pt":
+            out = images.cpu()
+        else:
+            out = images.cpu().permute(0, 2, 3, 1).float().numpy()
+            if output_type == "pil":
+                out = self.numpy_to_pil(out)
+            elif output_type != "np":
+                raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        if not return_dict:
+            return (out,)
+        return ImagePipelineOutput(images=out)
+
+
+def load_pipeline(path: str | Path, expected_model: str | None = "ClassConditionedUnet",
+                  device: str | torch.device = "cpu") -> ConditionalDDPMPipeline:
+    """Load a saved pipeline, with a clear error when the folder is not one or holds another model.
+
+    ``path`` may be the pipeline folder or a training run's folder (its ``pipeline/`` is used).
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    if (path / "pipeline" / "model_index.json").exists():
+        path = path / "pipeline"
+    index = path / "model_index.json"
+    if not index.exists():
+        raise CheckpointError(f"{path} is not a saved pipeline (no model_index.json). Pass the folder written by "
+                              "`python -m course_utils train ...` (its pipeline/ subfolder) or by save_pretrained.")
+    meta = json.loads(index.read_text())
+    found = meta.get("unet", [None, None])[1]
+    if expected_model is not None and found != expected_model:
+        raise CheckpointError(f"{path} holds a {found} model, but this step needs a {expected_model}; "
+                              "was it trained for another lesson?")
+    return ConditionalDDPMPipeline.from_pretrained(path).to(device)
+
+
+def save_samples_npz(path: str | Path, images01: torch.Tensor, labels: torch.Tensor, dataset: str,
+                     **meta) -> Path:
+    """Write generated samples as ``images`` float32 (N, C, H, W) in [0, 1] and ``labels`` int64 (N,),
+    plus the data set's name and sampling settings.
+
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {k: np.asarray(v) for k, v in meta.items()}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, images=images01.float().numpy().astype(np.float32),
+                        labels=torch.as_tensor(labels).long().numpy().astype(np.int64),
+                        dataset=np.asarray(dataset), **extra)
+    tmp.replace(path)
+    return path
+
+
+def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Read a samples file written by :func:`save_samples_npz`, checking its arrays.
+
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; write one with `python -m course_utils sample ...`")
+    with np.load(path) as f:
+        if "images" not in f or "labels" not in f:
+            raise ValueError(f"{path} needs arrays 'images' and 'labels' (found {sorted(f.files)})")
+        images, labels = torch.from_numpy(f["images"]), torch.from_numpy(f["labels"])
+        meta = {k: f[k].item() if f[k].ndim == 0 else f[k] for k in f.files if k not in ("images", "labels")}
+    if images.ndim != 4 or images.dtype != torch.float32:
+        raise ValueError(f"'images' must be float32 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"'labels' must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError("'images' must lie in [0, 1]")
+    return images, labels.long(), meta

@@ -1,0 +1,92 @@
+"""Presets: the same lesson at three sizes.
+
+* ``smoke``: for CI; a whole notebook in well under a minute on 2 CPU cores, every cell still real.
+* ``cpu``: a learner's laptop; at most 10 minutes of training on 2 cores, results a person recognises.
+* ``gpu``: the source recipe or better (lesson 1: UNet2DModel blocks (32, 64, 64) with attention, batch 128,
+  10 epochs).
+
+Introduced in lesson 1.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+
+PRESET_NAMES = ("smoke", "cpu", "gpu")
+
+_D, _A, _U, _AU = "DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D"
+
+_CLASS_CONCAT = {
+    "smoke": {
+        "model": dict(class_emb_size=4, block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4,
+                      down_block_types=(_D, _D, _A), up_block_types=(_AU, _U, _U), attention_head_dim=8),
+        "train": dict(max_steps=8, batch_size=32, learning_rate=2e-3, warmup_steps=2, lr_schedule="cosine",
+                      ema_decay=0.99, snr_gamma=5.0, loss_weighting="clipped_snr", log_every=2),
+        "train_subset": 512,
+        "prediction_type": "v_prediction",
+        "sample": dict(sampler="dpm", steps=3),
+        "eval_per_class": 4,
+        "compare_samplers": [("ddpm", 6), ("ddim", 4), ("dpm", 3)],
+        "compare_per_class": 1,
+        "exercise_overrides": {},
+    },
+    "cpu": {
+        # Chosen by measurement (bench/bench_lesson1.py and the README): a thin UNet for many more steps per
+        # minute, v-prediction, SNR weighting capped at 5 but keeping full weight on the high-noise steps
+        # (where the label decides the digit), a higher learning rate with warm-up and cosine decay, EMA.
+        "model": dict(class_emb_size=4, block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
+                      down_block_types=(_D, _D, _A), up_block_types=(_AU, _U, _U), attention_head_dim=8),
+        "train": dict(max_steps=1500, batch_size=64, learning_rate=2e-3, warmup_steps=50, lr_schedule="cosine",
+                      ema_decay=0.999, snr_gamma=5.0, loss_weighting="clipped_snr", time_limit_s=540,
+                      checkpoint_every=250),
+        "train_subset": None,
+        "prediction_type": "v_prediction",
+        "sample": dict(sampler="dpm", steps=20),
+        "eval_per_class": 100,
+        "compare_samplers": [("ddpm", 1000), ("ddim", 50), ("dpm", 20)],
+        "compare_per_class": 10,
+        "exercise_overrides": {"time_limit_s": 240},
+    },
+    "gpu": {
+        # The source recipe (Hugging Face diffusion course, unit 2): 10 epochs, batch 128, blocks (32, 64, 64).
+        "model": dict(class_emb_size=4, block_out_channels=(32, 64, 64), layers_per_block=2, norm_num_groups=32,
+                      down_block_types=(_D, _A, _A), up_block_types=(_AU, _AU, _U), attention_head_dim=8),
+        "train": dict(epochs=10, batch_size=128, learning_rate=1e-3, warmup_steps=200, lr_schedule="cosine",
+                      ema_decay=0.999, snr_gamma=5.0, loss_weighting="clipped_snr", checkpoint_every=1000),
+        "train_subset": None,
+        "prediction_type": "v_prediction",
+        "sample": dict(sampler="dpm", steps=20),
+        "eval_per_class": 500,
+        "compare_samplers": [("ddpm", 1000), ("ddim", 50), ("dpm", 20)],
+        "compare_per_class": 50,
+        "exercise_overrides": {},
+    },
+}
+
+PRESETS = {"mnist": _CLASS_CONCAT, "fashion_mnist": _CLASS_CONCAT}
+
+
+def default_preset() -> str:
+    """``$COURSE_PRESET`` if set, else ``gpu`` when CUDA is available, else ``cpu``.
+
+    Introduced in lesson 1.
+    """
+    name = os.environ.get("COURSE_PRESET") or ("gpu" if torch.cuda.is_available() else "cpu")
+    if name not in PRESET_NAMES:
+        raise ValueError(f"COURSE_PRESET={name!r}; choose one of {PRESET_NAMES}")
+    return name
+
+
+def get_preset(task: str, name: str | None = None) -> dict:
+    """A copy of the preset ``name`` (default: :func:`default_preset`) for ``task``.
+
+    Introduced in lesson 1.
+    """
+    name = name or default_preset()
+    if task not in PRESETS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(PRESETS)}")
+    if name not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {PRESET_NAMES}")
+    return copy.deepcopy(PRESETS[task][name])
