@@ -1,0 +1,28 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+D, A, U, AU = "DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D"
+TINY_UNET = dict(class_emb_size=4, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
+                 down_block_types=(D, A), up_block_types=(AU, U), attention_head_dim=4)
+
+
+@pytest.fixture
+def tiny_model():
+    from course_utils.models import ClassConditionedUnet
+    torch.manual_seed(0)
+    return ClassConditionedUnet(num_classes=10, sample_size=8, in_channels=1, **TINY_UNET)
+
+
+@pytest.fixture
+def tiny_dataset():
+    """64 random 8x8 'images' with labels, in the real ImageDataset container."""
+    from course_utils.data import ImageDataset
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 8, 8), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    return ImageDataset(images, labels, [str(i) for i in range(10)], source="fixture", name="tiny")

@@ -1,0 +1,60 @@
+"""The shell commands, run in-process through ``course_utils.cli.main`` (the same code as ``python -m``)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.cli import main
+from course_utils.models import ClassConditionedUnet
+from course_utils.pipelines import ConditionalDDPMPipeline
+from course_utils.schedulers import make_noise_scheduler
+from tests.conftest import TINY_UNET
+
+
+@pytest.fixture
+def mnist_sized_pipeline(tmp_path):
+    torch.manual_seed(0)
+    unet = ClassConditionedUnet(**{**TINY_UNET, "block_out_channels": (8, 8, 16),
+                                   "down_block_types": ("DownBlock2D",) * 3, "up_block_types": ("UpBlock2D",) * 3})
+    path = tmp_path / "run" / "pipeline"
+    ConditionalDDPMPipeline(unet=unet, scheduler=make_noise_scheduler()).save_pretrained(path)
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"task": "mnist"}))
+    return tmp_path / "run"
+
+
+def test_sample_then_evaluate(mnist_sized_pipeline, tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(mnist_sized_pipeline), "--per-class", "2", "--steps", "2", "--sampler", "ddim",
+                 "--seed", "1", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["images"].shape == (20, 1, 28, 28) and f["images"].dtype == np.float32
+        assert f["labels"].dtype == np.int64 and f["labels"].tolist() == sorted(list(range(10)) * 2)
+        assert 0 <= f["images"].min() and f["images"].max() <= 1 and str(f["dataset"]) == "mnist"
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{"):])
+    assert report["num_samples"] == 20 and report["sampler"] == "ddim" and report["steps"] == 2
+
+
+def test_evaluate_reports_accuracy_and_fid(mnist_sized_pipeline, tmp_path):
+    from course_utils.tasks import evaluate_file, sample_to_file
+    path = sample_to_file(mnist_sized_pipeline, tmp_path / "s.npz", per_class=2, steps=2, sampler="dpm")
+    report = evaluate_file(path)
+    assert report["dataset"] == "mnist" and report["num_samples"] == 20
+    assert 0 <= report["class_accuracy"] <= 1 and report["fid"] > report["fid_real_vs_real"] >= 0
+    assert report["judge_test_accuracy"] >= 0.99
+
+
+def test_cli_errors_are_short_and_helpful(tmp_path, capsys):
+    assert main(["sample", str(tmp_path), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "not a saved pipeline" in capsys.readouterr().err
+    np.savez(tmp_path / "n.npz", images=np.zeros((2, 1, 28, 28), np.float32), labels=np.array([0, 12]))
+    assert main(["evaluate", str(tmp_path / "n.npz"), "--dataset", "mnist"]) == 2
+    assert "label 12 is out of range" in capsys.readouterr().err
+    np.savez(tmp_path / "m.npz", images=np.zeros((2, 1, 28, 28), np.float32), labels=np.array([0, 1]))
+    assert main(["evaluate", str(tmp_path / "m.npz")]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", str(tmp_path), "--out", "x.npz", "--sampler", "euler"])

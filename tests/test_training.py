@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+
+from course_utils.schedulers import make_noise_scheduler
+from course_utils.training import (TrainConfig, diffusion_loss, list_checkpoints, resolve_mixed_precision,
+                                   steps_for_epochs, train_diffusion)
+
+CFG = dict(batch_size=16, learning_rate=1e-3, ema_decay=0.9, mixed_precision="no", log_every=1, seed=3,
+           lr_schedule="cosine", warmup_steps=2)
+
+
+def _params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_loss_decreases_on_a_fixed_batch(tiny_model, tiny_dataset):
+    res = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset.subset(16),
+                          TrainConfig(max_steps=30, **{**CFG, "learning_rate": 3e-3}), progress=False)
+    assert res.step == 30 and len(res.losses) == 30
+    assert sum(res.losses[-5:]) / 5 < sum(res.losses[:5]) / 5
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
+    from tests.conftest import TINY_UNET
+    from course_utils.models import ClassConditionedUnet
+
+    def fresh():
+        torch.manual_seed(0)
+        return ClassConditionedUnet(num_classes=10, sample_size=8, **TINY_UNET)
+
+    sched = make_noise_scheduler()
+    full = train_diffusion(fresh(), sched, tiny_dataset, TrainConfig(max_steps=6, **CFG), progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def crash_at_5(step, loss):
+        if step == 5:
+            raise Interrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train_diffusion(fresh(), sched, tiny_dataset, TrainConfig(max_steps=6, checkpoint_every=2, keep_last=2, **CFG),
+                        out_dir=out, on_step=crash_at_5, progress=False)
+    names = [p.name for p in list_checkpoints(out / "checkpoints")]
+    assert names == ["step-0000002", "step-0000004"], "keep-last-2 of the checkpoints every 2 steps"
+    (out / "checkpoints" / "step-0000006.tmp").mkdir()  # a half-written checkpoint must be ignored
+
+    resumed = train_diffusion(fresh(), sched, tiny_dataset, TrainConfig(max_steps=6, checkpoint_every=2, **CFG),
+                              out_dir=out, progress=False)
+    assert resumed.step == 6 and len(resumed.losses) == 6
+    state = json.loads((out / "checkpoints" / "step-0000006" / "trainer_state.json").read_text())
+    assert state["step"] == 6
+    torch.testing.assert_close(resumed.losses, full.losses, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(_params(resumed.raw_model), _params(full.raw_model), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(_params(resumed.model), _params(full.model), rtol=1e-4, atol=1e-6)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tiny_model, tiny_dataset, tmp_path):
+    from course_utils.metrics import JudgeClassifier
+    sched = make_noise_scheduler()
+    train_diffusion(tiny_model, sched, tiny_dataset, TrainConfig(max_steps=1, **CFG), out_dir=tmp_path, progress=False)
+    state_file = list_checkpoints(tmp_path / "checkpoints")[-1] / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["model_class"] = JudgeClassifier.__name__
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="checkpoint of JudgeClassifier"):
+        train_diffusion(tiny_model, sched, tiny_dataset, TrainConfig(max_steps=2, **CFG), out_dir=tmp_path,
+                        progress=False)
+
+
+def test_ema_model_differs_from_raw_and_time_limit_stops(tiny_model, tiny_dataset):
+    res = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset,
+                          TrainConfig(max_steps=1000, time_limit_s=0.0, **CFG), progress=False)
+    assert res.stopped_early and res.step == 1
+    assert not torch.allclose(_params(res.model), _params(res.raw_model))
+
+
+def test_min_snr_weighting_downweights_low_noise_steps():
+    sched = make_noise_scheduler()
+    pred, target = torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4)
+    t = torch.tensor([1, 900])
+    plain = diffusion_loss(pred, target, sched, t)
+    weighted = diffusion_loss(pred, target, sched, t, snr_gamma=5.0)
+    assert plain.item() == pytest.approx(1.0)
+    # at t=1 SNR is huge, so its weight gamma/SNR is tiny; at t=900 SNR < 5 and the weight is 1
+    assert weighted.item() == pytest.approx(0.5, abs=0.01)
+
+
+def test_condition_dropout_needs_a_null_condition(tiny_model, tiny_dataset):
+    with pytest.raises(ValueError, match="null_condition"):
+        train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset,
+                        TrainConfig(max_steps=1, cond_drop_prob=0.1, **CFG), progress=False)
+
+
+def test_mixed_precision_choice():
+    assert resolve_mixed_precision("auto", "cpu") == "no"
+    assert resolve_mixed_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError):
+        resolve_mixed_precision("fp8", "cpu")
+
+
+def test_steps_for_epochs():
+    assert steps_for_epochs(10, 60000, 128) == 4680
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        from course_utils.data import ImageDataset
+        ds = ImageDataset(torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ["a"])
+        train_diffusion(torch.nn.Linear(1, 1), make_noise_scheduler(), ds, TrainConfig(batch_size=16), progress=False)
