@@ -5,5 +5,4 @@ import tempfile
 os.environ.setdefault("COURSE_PRESET", "smoke")
 os.environ.setdefault("COURSE_RUNS_DIR", tempfile.mkdtemp(prefix="course-runs-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_MININTERVAL", "5")

@@ -16,6 +16,7 @@ import os
 import pickle
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,7 +264,7 @@ def load_dataset(name: str, split: str = "train", source: str = "auto", root: st
 
     def say(msg):
         if verbose:
-            print(f"[data] {name}/{split}: {msg}")
+            print(f"[data] {name}/{split}: {msg}", file=sys.stderr)
 
     images = labels = None
     if source == "torchvision" or (source == "auto" and _torchvision_files_present(tv_name, root)):

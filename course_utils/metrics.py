@@ -6,6 +6,7 @@ Introduced in lesson 1.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,7 +252,8 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
             judge.eval()
             info = json.loads((d / "judge_info.json").read_text())
             if verbose:
-                print(f"[judge] {dataset_name}: loaded from {d} (test accuracy {info['test_accuracy']:.2%})")
+                print(f"[judge] {dataset_name}: loaded from {d} (test accuracy {info['test_accuracy']:.2%})",
+                      file=sys.stderr)
             return judge, info
     train = load_dataset(dataset_name, "train", source=source, verbose=verbose)
     test = load_dataset(dataset_name, "test", source=source, verbose=verbose)
@@ -270,5 +272,6 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
         shutil.rmtree(out)
     tmp.replace(out)
     if verbose:
-        print(f"[judge] {dataset_name}: trained in {seconds:.0f} s, test accuracy {acc:.2%}; cached in {out}")
+        print(f"[judge] {dataset_name}: trained in {seconds:.0f} s, test accuracy {acc:.2%}; cached in {out}",
+              file=sys.stderr)
     return judge, info

@@ -45,8 +45,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         x = x.to(self.device, self.unet.dtype)
         labels = labels.to(self.device)
         self.set_progress_bar_config(leave=False)
-        self.scheduler.set_timesteps(num_inference_steps)
-        with self.progress_bar(total=len(self.scheduler.timesteps)) as bar:
+        with self.progress_bar(total=num_inference_steps) as bar:
             images, _ = denoise(lambda xt, t: self.unet(xt, t, labels), self.scheduler, x, num_inference_steps,
                                 generator=generator, on_step=lambda i: bar.update())
         images = images.add(1).div(2).clamp(0, 1)

@@ -29,8 +29,10 @@ def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):
     loaded = load_pipeline(tmp_path / "p")
     a = pipe([0, 5, 9], num_inference_steps=4, generator=torch.manual_seed(7), output_type="pt").images
     b = loaded([0, 5, 9], num_inference_steps=4, generator=torch.manual_seed(7), output_type="pt").images
-    assert torch.equal(a, b)
     assert type(loaded.unet).__name__ == "ClassConditionedUnet"
+    saved, restored = pipe.unet.state_dict(), loaded.unet.state_dict()
+    assert saved.keys() == restored.keys() and all(torch.equal(saved[k], restored[k]) for k in saved)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # same weights; float reordering only
 
 
 @pytest.mark.parametrize("cls", [DDIMScheduler, DPMSolverMultistepScheduler])
