@@ -67,7 +67,7 @@ def test_download_failure_falls_back_to_offline_and_says_so(tmp_path, monkeypatc
         pickle.dump((part, part, part), f)
     monkeypatch.setattr(data, "mnist_offline_path", lambda: pkl)
     ds = load_dataset("mnist", "train", root=tmp_path)
-    assert "download failed" in capsys.readouterr().out
+    assert "download failed" in capsys.readouterr().err
     assert ds.source.startswith("offline") and len(ds) == 12
     assert torch.equal(ds.images[:6, 0], torch.from_numpy(x)), "bytes are recovered exactly from the floats"
 

@@ -71,11 +71,20 @@ def test_resume_refuses_a_checkpoint_of_another_model(tiny_model, tiny_dataset, 
                         progress=False)
 
 
-def test_ema_model_differs_from_raw_and_time_limit_stops(tiny_model, tiny_dataset):
+def test_time_limit_stops_early(tiny_model, tiny_dataset):
     res = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset,
                           TrainConfig(max_steps=1000, time_limit_s=0.0, **CFG), progress=False)
     assert res.stopped_early and res.step == 1
+
+
+def test_ema_weights_lag_behind_the_raw_weights(tiny_model, tiny_dataset):
+    # EMA warm-up: the decay is 0 at the first step (EMA = raw), then grows, so the two part ways
+    res = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset, TrainConfig(max_steps=5, **CFG),
+                          progress=False)
     assert not torch.allclose(_params(res.model), _params(res.raw_model))
+    no_ema = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset,
+                             TrainConfig(max_steps=1, **{**CFG, "ema_decay": None}), progress=False)
+    assert no_ema.model is no_ema.raw_model
 
 
 def test_min_snr_weighting_downweights_low_noise_steps():
