@@ -4,6 +4,7 @@ Introduced in lesson 1.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -29,7 +30,7 @@ def denoise(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sche
     for i, t in enumerate(tqdm(timesteps, desc="sample", disable=not progress, leave=False)):
         model_input = scheduler.scale_model_input(x, t)
         pred = model_fn(model_input, t)
-        kwargs = {"generator": generator} if "generator" in scheduler.step.__code__.co_varnames else {}
+        kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         x = scheduler.step(pred, t, x, **kwargs).prev_sample
         if keep_every and ((i + 1) % keep_every == 0 or i == len(timesteps) - 1):
             trajectory.append(x.detach().cpu())

@@ -9,6 +9,7 @@ Introduced in lesson 1.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -305,14 +306,9 @@ def train_diffusion(
 
     raw = unwrapped
     final = raw
-    if ema is not None:
-        final = type(raw).from_config(raw.config) if hasattr(raw, "config") else None
-        if final is None:
-            import copy
-            final = copy.deepcopy(raw)
-        final.load_state_dict(raw.state_dict())
+    if ema is not None:  # a copy carrying the EMA weights; the raw model stays as trained
+        final = copy.deepcopy(raw)
         ema.copy_to(final.parameters())
-        final.to(raw.device)
     final.eval()
     if stopped_early:
         accelerator.print(f"[train] stopped at step {step} after the time limit of {config.time_limit_s:.0f} s")
