@@ -6,7 +6,7 @@ Models are diffusers-style (``ModelMixin`` + ``ConfigMixin``) so ``save_pretrain
 from __future__ import annotations
 
 import torch
-from diffusers import ModelMixin, UNet2DModel
+from diffusers import ModelMixin, UNet2DConditionModel, UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
@@ -30,7 +30,7 @@ def check_class_labels(labels: torch.Tensor, num_classes: int, batch: int | None
     labels = torch.as_tensor(labels)
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"class labels must be integers (got {labels.dtype}); "
-                        "one-hot or multi-hot vectors need a cross-attention model (lesson 2)")
+                        "one-hot or multi-hot vectors need a cross-attention model (LabelConditionedUnet, lesson 2)")
     if labels.ndim != 1 or (batch is not None and labels.shape[0] != batch):
         raise ValueError(f"expected one class label per image ({batch}), got shape {tuple(labels.shape)}")
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
@@ -84,6 +84,104 @@ class ClassConditionedUnet(ModelMixin, ConfigMixin):
         emb = self.class_emb(labels).to(sample.dtype)              # (B, E)
         emb = emb.view(b, -1, 1, 1).expand(b, emb.shape[1], h, w)  # (B, E, H, W)
         return self.unet(torch.cat([sample, emb], dim=1), timestep).sample
+
+
+def label_vectors(labels, num_classes: int, batch: int | None = None) -> torch.Tensor:
+    """Labels as float vectors ``(B, num_classes)``: integer classes become one-hot; one-hot or multi-hot
+    vectors are checked (right length, entries in [0, 1]) and passed through.
+
+    Introduced in lesson 2.
+    """
+    labels = torch.as_tensor(labels)
+    if not labels.dtype.is_floating_point and labels.dtype != torch.bool:
+        labels = check_class_labels(labels, num_classes, batch)
+        return nn.functional.one_hot(labels, num_classes).float()
+    labels = labels.float()
+    if labels.ndim == 1 and num_classes > 1:
+        labels = labels.unsqueeze(0)
+    if labels.ndim != 2 or labels.shape[1] != num_classes:
+        raise ValueError(f"label vectors must have shape (B, {num_classes}), one entry per class; "
+                         f"got {tuple(labels.shape)}")
+    if batch is not None and labels.shape[0] != batch:
+        raise ValueError(f"expected {batch} label vectors (one per image), got {labels.shape[0]}")
+    if labels.numel() and (labels.min() < 0 or labels.max() > 1):
+        raise ValueError("one-hot / multi-hot label entries must lie in [0, 1]")
+    return labels
+
+
+class LabelEncoder(ModelMixin, ConfigMixin):
+    """One-hot or multi-hot labels ``(B, K)`` -> a small MLP -> ``num_tokens`` tokens ``(B, num_tokens, D)``:
+    the ``encoder_hidden_states`` that cross-attention layers attend to.
+
+    Integer class labels are accepted too and turned into one-hot vectors. ``class_names`` is kept in the
+    config so that a saved pipeline says what its classes are. Introduced in lesson 2.
+    """
+
+    @register_to_config
+    def __init__(self, num_classes: int = 5, embed_dim: int = 64, hidden_dim: int | None = None,
+                 num_tokens: int = 1, class_names: list[str] | None = None):
+        super().__init__()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        hidden = hidden_dim or embed_dim
+        self.mlp = nn.Sequential(nn.Linear(num_classes, hidden), nn.SiLU(), nn.Linear(hidden, num_tokens * embed_dim))
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        vectors = label_vectors(labels, cfg.num_classes).to(self.mlp[0].weight.device, self.mlp[0].weight.dtype)
+        return self.mlp(vectors).view(len(vectors), cfg.num_tokens, cfg.embed_dim)
+
+
+class LabelConditionedUnet(nn.Module):
+    """Lesson 2's denoiser: labels -> :class:`LabelEncoder` tokens -> cross-attention in a diffusers
+    ``UNet2DConditionModel``. Called like lesson 1's model, ``model(x_t, t, labels)``, so the same training
+    loop and samplers serve both; the two parts are saved as separate pipeline components.
+
+    Introduced in lesson 2.
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, label_encoder: LabelEncoder):
+        super().__init__()
+        if unet.config.cross_attention_dim != label_encoder.config.embed_dim:
+            raise ValueError(f"the UNet attends to tokens of size {unet.config.cross_attention_dim} but the label "
+                             f"encoder makes tokens of size {label_encoder.config.embed_dim}")
+        self.unet = unet
+        self.label_encoder = label_encoder
+
+    @property
+    def config(self):
+        """The UNet's config (image size and channels), so samplers treat this like any denoiser."""
+        return self.unet.config
+
+    @property
+    def num_classes(self) -> int:
+        return self.label_encoder.config.num_classes
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, labels: torch.Tensor) -> torch.Tensor:
+        cfg = self.unet.config
+        check_images(sample, cfg.in_channels, cfg.sample_size, "LabelConditionedUnet")
+        vectors = label_vectors(labels, self.num_classes, sample.shape[0]).to(sample.device)
+        tokens = self.label_encoder(vectors).to(sample.dtype)  # (B, num_tokens, D)
+        return self.unet(sample, timestep, encoder_hidden_states=tokens).sample
+
+    @classmethod
+    def build(cls, num_classes: int = 5, in_channels: int = 3, sample_size: int = 16,
+              block_out_channels: tuple[int, ...] = (32, 64, 128), layers_per_block: int = 1,
+              down_block_types: tuple[str, ...] = ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+              up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+              cross_attention_dim: int = 64, attention_head_dim: int = 8, norm_num_groups: int = 8,
+              label_hidden_dim: int | None = None, num_tokens: int = 1,
+              class_names: list[str] | None = None) -> "LabelConditionedUnet":
+        """A ``UNet2DConditionModel`` with cross-attention blocks and a matching :class:`LabelEncoder`."""
+        unet = UNet2DConditionModel(
+            sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
+            block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
+            down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
+            cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
+            norm_num_groups=norm_num_groups)
+        encoder = LabelEncoder(num_classes=num_classes, embed_dim=cross_attention_dim, hidden_dim=label_hidden_dim,
+                               num_tokens=num_tokens, class_names=class_names)
+        return cls(unet, encoder)
 
 
 def count_parameters(model: nn.Module) -> int:

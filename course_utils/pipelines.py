@@ -26,27 +26,54 @@ class CheckpointError(ValueError):
 class ConditionalDDPMPipeline(DiffusionPipeline):
     """Sample images for given class labels: ``pipe(class_labels=[3, 3, 7], num_inference_steps=20)``.
 
-    Introduced in lesson 1.
+    Lesson 1 registers a ``unet`` that takes integer labels itself (:class:`ClassConditionedUnet`) and a
+    ``scheduler``. Lesson 2 adds a ``label_encoder`` (:class:`LabelEncoder`): labels (integers, or one-hot /
+    multi-hot vectors such as ``[[1, 0, 1, 0, 0]]``) become tokens that the ``UNet2DConditionModel`` attends to.
+    Introduced in lesson 1; the label encoder in lesson 2.
     """
 
-    def __init__(self, unet, scheduler):
+    _optional_components = ["label_encoder"]
+
+    def __init__(self, unet, scheduler, label_encoder=None):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
+
+    @property
+    def num_classes(self) -> int:
+        return (self.label_encoder or self.unet).config.num_classes
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        """The model as the training loop sees it: ``denoiser(x_t, t, labels)``."""
+        if self.label_encoder is None:
+            return self.unet
+        from .models import LabelConditionedUnet
+        return LabelConditionedUnet(self.unet, self.label_encoder)
+
+    def check_labels(self, class_labels) -> torch.Tensor:
+        """Labels as this pipeline's model takes them, with a clear error when they do not fit."""
+        from .models import check_class_labels, label_vectors
+        labels = torch.as_tensor(class_labels)
+        if labels.numel() == 0:
+            raise ValueError("class_labels is empty: pass one label per image to generate")
+        if self.label_encoder is not None:
+            return label_vectors(labels, self.num_classes)
+        return check_class_labels(labels.reshape(-1) if labels.ndim == 0 else labels, self.num_classes)
 
     @torch.no_grad()
     def __call__(self, class_labels, num_inference_steps: int = 50, generator: torch.Generator | None = None,
                  output_type: str = "pil", return_dict: bool = True):
-        labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
-        if labels.numel() == 0:
-            raise ValueError("class_labels is empty: pass one label per image to generate")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        labels = self.check_labels(class_labels).to(self.device)
         cfg = self.unet.config
         shape = (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
         x = x.to(self.device, self.unet.dtype)
-        labels = labels.to(self.device)
+        denoiser = self.denoiser
         self.set_progress_bar_config(leave=False)
         with self.progress_bar(total=num_inference_steps) as bar:
-            images, _ = denoise(lambda xt, t: self.unet(xt, t, labels), self.scheduler, x, num_inference_steps,
+            images, _ = denoise(lambda xt, t: denoiser(xt, t, labels), self.scheduler, x, num_inference_steps,
                                 generator=generator, on_step=lambda i: bar.update())
         images = images.add(1).div(2).clamp(0, 1)
         if output_type == "pt":
@@ -55,8 +82,6 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             out = images.cpu().permute(0, 2, 3, 1).float().numpy()
             if output_type == "pil":
                 out = self.numpy_to_pil(out)
-            elif output_type != "np":
-                raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         if not return_dict:
             return (out,)
         return ImagePipelineOutput(images=out)
@@ -68,6 +93,7 @@ def load_pipeline(path: str | Path, expected_model: str | None = "ClassCondition
 
     ``path`` may be the pipeline folder or a training run's folder (its ``pipeline/`` is used).
     Introduced in lesson 1.
+    A lesson-2 pipeline holds a ``UNet2DConditionModel`` (pass ``expected_model="UNet2DConditionModel"``).
     """
     path = Path(path)
     if (path / "pipeline" / "model_index.json").exists():

@@ -43,7 +43,8 @@ def denoise(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sche
 def sample_images(model, noise_scheduler, class_labels, num_inference_steps: int = 20, sampler: str = "dpm",
                   seed: int = 0, batch_size: int = 256, keep_every: int = 0, progress: bool = False,
                   device: torch.device | str | None = None):
-    """Generate one image per entry of ``class_labels`` with a class-conditioned model.
+    """Generate one image per entry of ``class_labels`` (an integer class, or from lesson 2 a one-hot /
+    multi-hot vector) with a class-conditioned model.
 
     ``sampler`` is ``ddpm``, ``ddim`` or ``dpm`` (DPM-Solver++); the training scheduler's config
     (beta schedule, prediction type) carries over. The same ``seed`` gives the same images. Images are
@@ -51,7 +52,7 @@ def sample_images(model, noise_scheduler, class_labels, num_inference_steps: int
     Introduced in lesson 1.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    labels = torch.as_tensor(class_labels, dtype=torch.long)
+    labels = torch.as_tensor(class_labels)  # integer classes, or one-hot / multi-hot vectors (lesson 2)
     cfg = model.config
     shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
     was_training = model.training
