@@ -31,8 +31,10 @@ sync: setup
 	$(PY) scripts/sync_zh_code.py
 	$(VENV)/bin/jupytext --sync notebooks/en/*.py notebooks/zh/*.py
 
+## Quick benchmarks (a few minutes); see each bench file's docstring for the longer parts behind the README
 bench: setup
-	$(PY) bench/bench_lesson1.py
+	$(PY) bench/bench_lesson1.py throughput
+	$(PY) bench/bench_lesson2.py throughput
 
 clean:
 	rm -rf runs .pytest_cache

@@ -18,12 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lesson's model on a preset and write samples and metrics")
-    t.add_argument("task", choices=["mnist", "fashion_mnist"], help="what to train (lesson 1: mnist, fashion_mnist)")
+    t.add_argument("task", choices=["mnist", "fashion_mnist", "sprites"],
+                   help="what to train (lesson 1: mnist, fashion_mnist; lesson 2: sprites)")
     t.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help="smoke | cpu | gpu (default: $COURSE_PRESET, else gpu with CUDA, else cpu)")
     t.add_argument("--out", required=True, help="output folder (checkpoints, pipeline/, samples.png, metrics.json)")
-    t.add_argument("--source", choices=["auto", "torchvision", "offline"], default="auto",
-                   help="where the data comes from (auto: torchvision if possible, else the packaged copy)")
+    t.add_argument("--source", choices=["auto", "torchvision", "files", "offline"], default="auto",
+                   help="where the data comes from (auto: the real data if possible, else the packaged copy)")
+    t.add_argument("--data", help="sprites: folder holding sprites_1788_16x16.npy and sprite_labels_nc_1788_16x16.npy "
+                                  "(default: $COURSE_SPRITES_DIR or data/sprites, else Twemoji offline)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has checkpoints")
     t.add_argument("--max-steps", type=int, help="override the preset's number of optimizer steps")
     t.add_argument("--time-limit", type=float, help="stop training after this many seconds (checkpointed)")
@@ -40,11 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="class accuracy and classifier FID of a samples file")
     e.add_argument("file", help="FILE.npz written by `sample`")
-    e.add_argument("--dataset", help="mnist or fashion_mnist (default: read from the file)")
-    e.add_argument("--source", choices=["auto", "torchvision", "offline"], default="auto")
+    e.add_argument("--dataset", help="mnist, fashion_mnist, twemoji16 or sprites (default: read from the file)")
+    e.add_argument("--source", choices=["auto", "torchvision", "files", "offline"], default="auto")
+    e.add_argument("--data", help="sprites: folder of the real sprite files")
 
     j = sub.add_parser("judge", help="train (or load) and report the judge classifier of a data set")
-    j.add_argument("dataset", choices=["mnist", "fashion_mnist"])
+    j.add_argument("dataset", choices=["mnist", "fashion_mnist", "twemoji16", "sprites"])
+    j.add_argument("--data", help="sprites: folder of the real sprite files")
     j.add_argument("--epochs", type=int, default=3)
     return p
 
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {k: v for k, v in (("max_steps", args.max_steps), ("time_limit_s", args.time_limit),
                                            ("checkpoint_every", args.checkpoint_every)) if v is not None}
             metrics = train_class_conditioned(args.task, args.preset, args.out, source=args.source,
-                                              resume=not args.no_resume, overrides=overrides)
+                                              resume=not args.no_resume, overrides=overrides, data_path=args.data)
             print(json.dumps(metrics, indent=2))
         elif args.command == "sample":
             from .tasks import sample_to_file
@@ -66,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
         elif args.command == "evaluate":
             from .tasks import evaluate_file
-            print(json.dumps(evaluate_file(args.file, dataset=args.dataset, source=args.source), indent=2))
+            print(json.dumps(evaluate_file(args.file, dataset=args.dataset, source=args.source,
+                                                  data_path=args.data), indent=2))
         elif args.command == "judge":
             from .metrics import load_or_train_judge
-            _, info = load_or_train_judge(args.dataset, epochs=args.epochs)
+            _, info = load_or_train_judge(args.dataset, epochs=args.epochs, path=args.data)
             print(json.dumps(info, indent=2))
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -67,16 +67,19 @@ def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
 
 def train_judge(train_images_uint8: torch.Tensor, train_labels: torch.Tensor, num_classes: int,
                 epochs: int = 3, batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-                progress: bool = True, max_steps: int | None = None) -> JudgeClassifier:
-    """Train the judge on real images (uint8) with light shift augmentation; OneCycle schedule.
+                progress: bool = True, max_steps: int | None = None, min_steps: int = 0,
+                flip: bool = False) -> JudgeClassifier:
+    """Train the judge on real images (uint8) with light shift augmentation (and horizontal flips if
+    ``flip``); OneCycle schedule. A small data set gets at least ``min_steps`` steps.
 
-    Introduced in lesson 1.
+    Introduced in lesson 1; ``min_steps`` and ``flip`` in lesson 2 (a few hundred emoji).
     """
     torch.manual_seed(seed)
     c, h, _ = train_images_uint8.shape[1:]
     judge = JudgeClassifier(in_channels=c, num_classes=num_classes, image_size=h)
     n = len(train_labels)
-    steps = epochs * (n // batch_size)
+    batch_size = min(batch_size, n)
+    steps = max(epochs * (n // batch_size), min_steps)
     if max_steps is not None:
         steps = min(steps, max_steps)
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
@@ -88,7 +91,9 @@ def train_judge(train_images_uint8: torch.Tensor, train_labels: torch.Tensor, nu
         perm = torch.randperm(n)
         for sl in _batches(n - n % batch_size, batch_size):
             idx = perm[sl]
-            x = random_shift(train_images_uint8[idx].float() / 255.0, 2)
+            x = random_shift(train_images_uint8[idx].float() / 255.0, 2 if h >= 28 else 1)
+            if flip:
+                x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(-1), x)
             loss = F.cross_entropy(judge(x), train_labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -238,7 +243,7 @@ def judge_dirs(dataset_name: str) -> list[Path]:
 
 
 def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = True, source: str = "auto",
-                        verbose: bool = True) -> tuple[JudgeClassifier, dict]:
+                        verbose: bool = True, path: str | Path | None = None) -> tuple[JudgeClassifier, dict]:
     """The judge for a data set: loaded from the cache (or ``data/pretrained``) if there, else trained on the
     real training set, scored on the real test set, and cached. Returns ``(judge, info)`` where ``info``
     holds its test accuracy and how it was made.
@@ -255,14 +260,16 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
                 print(f"[judge] {dataset_name}: loaded from {d} (test accuracy {info['test_accuracy']:.2%})",
                       file=sys.stderr)
             return judge, info
-    train = load_dataset(dataset_name, "train", source=source, verbose=verbose)
-    test = load_dataset(dataset_name, "test", source=source, verbose=verbose)
+    train = load_dataset(dataset_name, "train", source=source, verbose=verbose, path=path)
+    test = load_dataset(dataset_name, "test", source=source, verbose=verbose, path=path)
+    rgb = train.image_shape[0] == 3  # emoji and sprites: few images, and a mirrored one is the same class
     start = time.perf_counter()
-    judge = train_judge(train.images, train.labels, train.num_classes, epochs=epochs, progress=progress)
+    judge = train_judge(train.images, train.class_indices, train.num_classes, epochs=epochs, progress=progress,
+                        min_steps=1500 if rgb else 0, flip=rgb)
     seconds = time.perf_counter() - start
-    acc = class_accuracy(judge, test.images.float() / 255.0, test.labels)
+    acc = class_accuracy(judge, test.images.float() / 255.0, test.class_indices)
     info = {"dataset": dataset_name, "test_accuracy": acc, "epochs": epochs, "train_seconds": round(seconds, 1),
-            "train_source": train.source, "num_test": len(test)}
+            "train_source": train.source, "num_train": len(train), "num_test": len(test)}
     out = judge_dirs(dataset_name)[0]
     tmp = out.with_name(out.name + ".tmp")
     judge.save_pretrained(tmp)

@@ -15,7 +15,7 @@ import torch
 
 from .data import load_dataset, to_unit_range
 from .metrics import evaluate_samples, load_or_train_judge
-from .models import ClassConditionedUnet, count_parameters
+from .models import ClassConditionedUnet, LabelConditionedUnet, count_parameters
 from .pipelines import ConditionalDDPMPipeline, load_pipeline, load_samples_npz, save_samples_npz
 from .plots import plot_losses, save_images
 from .presets import get_preset
@@ -23,7 +23,8 @@ from .sampling import labels_per_class, sample_images
 from .schedulers import make_noise_scheduler, make_sampler
 from .training import TrainConfig, steps_for_epochs, train_diffusion
 
-CLASS_CONDITIONED_TASKS = ("mnist", "fashion_mnist")
+CLASS_CONDITIONED_TASKS = ("mnist", "fashion_mnist", "sprites")
+CROSS_ATTENTION_TASKS = ("sprites",)  # lesson 2: labels reach the UNet through cross-attention
 
 
 def train_config_from_preset(preset: dict, dataset_size: int) -> TrainConfig:
@@ -52,48 +53,80 @@ def save_pipeline_atomically(pipe: ConditionalDDPMPipeline, path: Path) -> Path:
     return path
 
 
+def build_model(conditioning: str, train_set, model_cfg: dict):
+    """A denoiser sized to the data: lesson 1's :class:`ClassConditionedUnet` (``conditioning="concatenation"``)
+    or lesson 2's :class:`LabelConditionedUnet` (``"cross_attention"``).
+
+    Introduced in lesson 2.
+    """
+    c, size = train_set.image_shape[0], train_set.image_shape[1]
+    if conditioning == "cross_attention":
+        return LabelConditionedUnet.build(num_classes=train_set.num_classes, in_channels=c, sample_size=size,
+                                          class_names=list(train_set.classes), **model_cfg)
+    if conditioning == "concatenation":
+        return ClassConditionedUnet(num_classes=train_set.num_classes, in_channels=c, sample_size=size, **model_cfg)
+    raise ValueError(f"conditioning must be 'concatenation' or 'cross_attention', got {conditioning!r}")
+
+
+def pipeline_of(model, noise_scheduler) -> ConditionalDDPMPipeline:
+    """Wrap a trained denoiser and its scheduler as a saveable :class:`ConditionalDDPMPipeline`.
+
+    Introduced in lesson 2.
+    """
+    if isinstance(model, LabelConditionedUnet):
+        return ConditionalDDPMPipeline(unet=model.unet, scheduler=noise_scheduler, label_encoder=model.label_encoder)
+    return ConditionalDDPMPipeline(unet=model, scheduler=noise_scheduler)
+
+
 def train_class_conditioned(task: str = "mnist", preset: str | None = None, out_dir: str | Path = "runs/mnist",
                             source: str = "auto", resume: bool = True, progress: bool = True,
-                            evaluate: bool = True, overrides: dict | None = None) -> dict:
-    """Lesson 1's main job: train a :class:`ClassConditionedUnet` on MNIST (or Fashion-MNIST) with a preset,
-    then write into ``out_dir``: ``pipeline/`` (EMA weights + scheduler), ``samples.png`` (a row per class),
-    ``loss.png``, ``losses.json`` and ``metrics.json`` (class accuracy, classifier FID beside real-vs-real,
-    timings). ``overrides`` replaces entries of the preset's ``train`` section. Returns the metrics.
+                            evaluate: bool = True, overrides: dict | None = None,
+                            data_path: str | Path | None = None, model_overrides: dict | None = None) -> dict:
+    """Train a lesson's class-conditioned model with a preset, then write into ``out_dir``: ``pipeline/``
+    (EMA weights + scheduler), ``samples.png`` (a row per class), ``loss.png``, ``losses.json`` and
+    ``metrics.json`` (class accuracy, classifier FID beside real-vs-real, timings). Returns the metrics.
 
-    Introduced in lesson 1.
+    ``task`` is ``mnist`` / ``fashion_mnist`` (lesson 1, channel concatenation) or ``sprites`` (lesson 2,
+    cross-attention; ``data_path`` is the folder of the real sprite files, else Twemoji is used offline).
+    ``overrides`` / ``model_overrides`` replace entries of the preset's ``train`` / ``model`` sections.
+    Introduced in lesson 1; ``sprites`` in lesson 2.
     """
     if task not in CLASS_CONDITIONED_TASKS:
-        raise ValueError(f"unknown task {task!r}; lesson 1 trains one of {CLASS_CONDITIONED_TASKS}")
+        raise ValueError(f"unknown task {task!r}; choose one of {CLASS_CONDITIONED_TASKS}")
     cfg = get_preset(task, preset)
     cfg["train"].update(overrides or {})
+    cfg["model"].update(model_overrides or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    train_set = load_dataset(task, "train", source=source)
+    train_set = load_dataset(task, "train", source=source, path=data_path)
+    if task in CROSS_ATTENTION_TASKS:
+        train_set = train_set.one_hot()
     if cfg["train_subset"]:
         train_set = train_set.subset(cfg["train_subset"])
     train_cfg = train_config_from_preset(cfg, len(train_set))
-    model = ClassConditionedUnet(num_classes=train_set.num_classes, in_channels=train_set.image_shape[0],
-                                 sample_size=train_set.image_shape[1], **cfg["model"])
+    model = build_model("cross_attention" if task in CROSS_ATTENTION_TASKS else "concatenation", train_set,
+                        cfg["model"])
     noise_scheduler = make_noise_scheduler(prediction_type=cfg.get("prediction_type", "epsilon"))
-    print(f"[train] {task}, preset {preset or 'default'}: {count_parameters(model):,} parameters, "
-          f"{train_cfg.max_steps} steps of batch {train_cfg.batch_size}")
+    print(f"[train] {task} ({train_set.name}), preset {preset or 'default'}: {count_parameters(model):,} "
+          f"parameters, {train_cfg.max_steps} steps of batch {train_cfg.batch_size}")
     result = train_diffusion(model, noise_scheduler, train_set, train_cfg, out_dir=out_dir, resume=resume,
                              progress=progress)
-    pipe = ConditionalDDPMPipeline(unet=result.model, scheduler=noise_scheduler)
-    save_pipeline_atomically(pipe, out_dir / "pipeline")
+    save_pipeline_atomically(pipeline_of(result.model, noise_scheduler), out_dir / "pipeline")
     (out_dir / "losses.json").write_text(json.dumps(result.losses))
     ax = plot_losses(result.losses, title=f"{task}: training loss", path=out_dir / "loss.png")
     ax.figure.clear()
 
-    metrics = {"task": task, "preset": preset, "parameters": count_parameters(model), "steps": result.step,
-               "batch_size": train_cfg.batch_size, "train_seconds": round(result.train_seconds, 1),
-               "stopped_early": result.stopped_early, "final_loss": sum(result.losses[-50:]) / min(50, len(result.losses)),
-               "data_source": train_set.source, "torch_threads": torch.get_num_threads()}
+    metrics = {"task": task, "dataset": train_set.name, "preset": preset, "parameters": count_parameters(model),
+               "steps": result.step, "batch_size": train_cfg.batch_size,
+               "train_seconds": round(result.train_seconds, 1), "stopped_early": result.stopped_early,
+               "final_loss": sum(result.losses[-50:]) / min(50, len(result.losses)),
+               "data_source": train_set.source, "num_train": len(train_set), "torch_threads": torch.get_num_threads()}
     if evaluate:
         s = cfg["sample"]
-        report, images, labels, seconds = evaluate_pipeline(result.model, noise_scheduler, task, s["sampler"],
-                                                            s["steps"], cfg["eval_per_class"], source=source)
+        report, images, labels, seconds = evaluate_pipeline(result.model, noise_scheduler, train_set.name,
+                                                            s["sampler"], s["steps"], cfg["eval_per_class"],
+                                                            source=source, data_path=data_path)
         per_row = min(10, cfg["eval_per_class"])  # samples come class by class: a row of each class
         grid = images.view(train_set.num_classes, cfg["eval_per_class"], *images.shape[1:])[:, :per_row]
         save_images(grid.flatten(0, 1), out_dir / "samples.png", nrow=per_row)
@@ -104,34 +137,106 @@ def train_class_conditioned(task: str = "mnist", preset: str | None = None, out_
     return metrics
 
 
-def evaluate_pipeline(model, noise_scheduler, task: str, sampler: str, steps: int, per_class: int, seed: int = 0,
-                      source: str = "auto"):
-    """Sample ``per_class`` images of every class and judge them. Returns ``(report, images01, labels, seconds)``.
+def evaluate_pipeline(model, noise_scheduler, dataset: str, sampler: str, steps: int, per_class: int, seed: int = 0,
+                      source: str = "auto", data_path: str | Path | None = None):
+    """Sample ``per_class`` images of every class and judge them with ``dataset``'s judge.
+    Returns ``(report, images01, labels, seconds)``.
 
     Introduced in lesson 1.
     """
-    judge, info = load_or_train_judge(task, source=source)
-    test = load_dataset(task, "test", source=source, verbose=False)
+    judge, info = load_or_train_judge(dataset, source=source, path=data_path)
+    reference = reference_images(dataset, source=source, data_path=data_path)
     labels = labels_per_class(judge.config.num_classes, per_class)
     start = time.perf_counter()
     images = to_unit_range(sample_images(model, noise_scheduler, labels, steps, sampler, seed=seed))
     seconds = time.perf_counter() - start
-    report = evaluate_samples(judge, images, labels, test.images, info["test_accuracy"], seed=seed)
+    report = evaluate_samples(judge, images, labels, reference, info["test_accuracy"], seed=seed)
     return report, images, labels, seconds
+
+
+def reference_images(dataset: str, source: str = "auto", data_path: str | Path | None = None) -> torch.Tensor:
+    """Real images (uint8) that generated samples are compared with for FID: the test split, or for Twemoji,
+    whose test split has under 200 images, every real emoji (FID needs a few hundred per side).
+
+    Introduced in lesson 2.
+    """
+    split = "all" if dataset.startswith("twemoji") else "test"
+    return load_dataset(dataset, split, source=source, verbose=False, path=data_path).images
+
+
+def compare_conditioning(task: str = "sprites", preset: str | None = None, budget_s: float | None = None,
+                         source: str = "auto", data_path: str | Path | None = None, seed: int = 0,
+                         progress: bool = False) -> dict[str, dict]:
+    """Lesson 1's channel concatenation against lesson 2's cross-attention on the same data with the same
+    training-time budget (``preset["compare_budget_s"]`` unless given), learning rate held after warm-up.
+    Returns, per variant: parameters, steps, images per second, class accuracy, classifier FID (with
+    real-vs-real) and milliseconds per sample.
+
+    Introduced in lesson 2.
+    """
+    cfg = get_preset(task, preset)
+    budget_s = budget_s or cfg["compare_budget_s"]
+    data = load_dataset(task, "train", source=source, path=data_path, verbose=False)
+    variants = {
+        "concatenation (lesson 1)": ("concatenation", data.with_class_indices(), cfg["concat_model"]),
+        "cross-attention (lesson 2)": ("cross_attention", data.one_hot(), cfg["model"]),
+    }
+    results = {}
+    for name, (conditioning, train_set, model_cfg) in variants.items():
+        torch.manual_seed(seed)
+        model = build_model(conditioning, train_set, model_cfg)
+        noise_scheduler = make_noise_scheduler(prediction_type=cfg.get("prediction_type", "epsilon"))
+        train_cfg = train_config_from_preset(cfg, len(train_set))
+        train_cfg.max_steps, train_cfg.time_limit_s = 10**6, budget_s
+        train_cfg.lr_schedule, train_cfg.checkpoint_every = "constant_with_warmup", 0
+        result = train_diffusion(model, noise_scheduler, train_set, train_cfg, progress=progress)
+        s = cfg["sample"]
+        report, _, labels, seconds = evaluate_pipeline(result.model, noise_scheduler, data.name, s["sampler"],
+                                                       s["steps"], cfg["eval_per_class"], seed=seed, source=source,
+                                                       data_path=data_path)
+        results[name] = {"parameters": count_parameters(model), "steps": result.step,
+                         "train_seconds": round(result.train_seconds, 1),
+                         "images_per_second": round(result.step * train_cfg.batch_size / result.train_seconds, 1),
+                         "class_accuracy": report.class_accuracy, "fid": report.fid,
+                         "fid_real_vs_real": report.fid_real_vs_real,
+                         "judge_test_accuracy": report.judge_test_accuracy,
+                         "ms_per_sample": round(1000 * seconds / len(labels), 2)}
+    return results
+
+
+def mixed_label_shares(model, noise_scheduler, judge, class_a: int, class_b: int,
+                       weights=(0.0, 0.25, 0.5, 0.75, 1.0), per_weight: int = 20, steps: int = 20,
+                       sampler: str = "dpm", seed: int = 0):
+    """Condition on a mix of two classes, ``(1 - w) * onehot(a) + w * onehot(b)``, for each ``w``, and report
+    the share of samples the judge assigns to ``a``, to ``b`` and to neither. Returns ``(shares, images01)``
+    where ``shares`` is a list of ``{"w", "a", "b", "other"}`` and ``images01`` has ``per_weight`` images per w.
+
+    Introduced in lesson 2 (its exercise).
+    """
+    from .metrics import judge_predict
+    k = judge.config.num_classes
+    eye = torch.eye(k)
+    labels = torch.cat([((1 - w) * eye[class_a] + w * eye[class_b]).expand(per_weight, k) for w in weights])
+    images = to_unit_range(sample_images(model, noise_scheduler, labels, steps, sampler, seed=seed))
+    predicted = judge_predict(judge, images)[0].argmax(1).view(len(weights), per_weight)
+    shares = [{"w": float(w), "a": (p == class_a).float().mean().item(), "b": (p == class_b).float().mean().item(),
+               "other": ((p != class_a) & (p != class_b)).float().mean().item()} for w, p in zip(weights, predicted)]
+    return shares, images
 
 
 def sample_to_file(checkpoint: str | Path, out: str | Path, per_class: int = 10, steps: int = 20,
                    sampler: str = "dpm", seed: int = 0, dataset: str | None = None) -> Path:
-    """Load a saved pipeline, draw ``per_class`` samples of each class, and write them as an ``.npz``.
+    """Load a saved pipeline (lesson 1 or 2), draw ``per_class`` samples of each class, and write them as
+    an ``.npz``.
 
     Introduced in lesson 1.
     """
-    pipe = load_pipeline(checkpoint)
-    unet = pipe.unet
-    labels = labels_per_class(unet.config.num_classes, per_class)
+    pipe = load_pipeline(checkpoint, expected_model=None)
+    labels = labels_per_class(pipe.num_classes, per_class)
     make_sampler(sampler, pipe.scheduler)  # fail early on an unknown sampler name
     start = time.perf_counter()
-    images = to_unit_range(sample_images(unet, pipe.scheduler, labels, steps, sampler, seed=seed, progress=True))
+    images = to_unit_range(sample_images(pipe.denoiser, pipe.scheduler, labels, steps, sampler, seed=seed,
+                                         progress=True))
     seconds = time.perf_counter() - start
     dataset = dataset or _dataset_of(checkpoint)
     return save_samples_npz(out, images, labels, dataset=dataset or "", sampler=sampler, steps=steps, seed=seed,
@@ -142,11 +247,13 @@ def _dataset_of(checkpoint: str | Path) -> str | None:
     """The data set a training run used, read from its ``metrics.json`` if it is there."""
     for d in (Path(checkpoint), Path(checkpoint).parent):
         if (d / "metrics.json").exists():
-            return json.loads((d / "metrics.json").read_text()).get("task")
+            m = json.loads((d / "metrics.json").read_text())
+            return m.get("dataset") or m.get("task")
     return None
 
 
-def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "auto") -> dict:
+def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "auto",
+                  data_path: str | Path | None = None) -> dict:
     """Judge a samples file: class accuracy and classifier FID (with real-vs-real beside it).
 
     Introduced in lesson 1.
@@ -154,8 +261,9 @@ def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "a
     images, labels, meta = load_samples_npz(path)
     dataset = dataset or meta.get("dataset") or None
     if not dataset:
-        raise ValueError(f"{path} does not say which data set it imitates; pass --dataset mnist (or fashion_mnist)")
-    judge, info = load_or_train_judge(str(dataset), source=source)
+        raise ValueError(f"{path} does not say which data set it imitates; pass --dataset (mnist, fashion_mnist, "
+                         "twemoji16 or sprites)")
+    judge, info = load_or_train_judge(str(dataset), source=source, path=data_path)
     c, h, w = judge.config.in_channels, judge.config.image_size, judge.config.image_size
     if tuple(images.shape[1:]) != (c, h, w):
         raise ValueError(f"{path} holds images of shape {tuple(images.shape[1:])}, but {dataset} images are "
@@ -163,8 +271,8 @@ def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "a
     if labels.numel() and labels.max() >= judge.config.num_classes:
         raise ValueError(f"label {labels.max().item()} is out of range for {dataset} "
                          f"({judge.config.num_classes} classes)")
-    test = load_dataset(str(dataset), "test", source=source, verbose=False)
-    report = evaluate_samples(judge, images, labels, test.images, info["test_accuracy"])
+    report = evaluate_samples(judge, images, labels, reference_images(str(dataset), source, data_path),
+                              info["test_accuracy"])
     out = report.to_dict()
     out["dataset"] = str(dataset)
     for k in ("sampler", "steps", "seconds_per_sample"):

@@ -336,3 +336,55 @@ def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, grad_acc
     Introduced in lesson 1.
     """
     return max(1, math.floor(epochs * (dataset_size // batch_size) / grad_accum_steps))
+
+
+def autocast_dtypes(device_type: str) -> dict[str, torch.dtype | None]:
+    """The precisions worth comparing on a device: float32 always; bf16 (and fp16 on CUDA) autocast.
+
+    Introduced in lesson 2.
+    """
+    out = {"fp32": None, "bf16": torch.bfloat16}
+    if device_type == "cuda":
+        out["fp16"] = torch.float16
+    return out
+
+
+def time_mixed_precision(model: torch.nn.Module, noise_scheduler, x0: torch.Tensor, cond: torch.Tensor,
+                         repeats: int = 5, dtypes: dict[str, torch.dtype | None] | None = None) -> dict[str, float]:
+    """Median seconds of one training step (forward, backward, optimizer) under each autocast dtype.
+
+    Variants are interleaved (fp32, bf16, fp32, bf16, ...) so that a machine's drift hits them alike; fp16
+    uses a gradient scaler as real fp16 training must. The model's weights are restored afterwards.
+    Introduced in lesson 2.
+    """
+    device = x0.device
+    dtypes = dtypes or autocast_dtypes(device.type)
+    state = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    times = {name: [] for name in dtypes}
+    model.train()
+    for r in range(repeats + 1):  # the first round warms up and is dropped
+        for name, dtype in dtypes.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(x0),), device=device)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                pred = model(noise_scheduler.add_noise(x0, noise, t), t, cond)
+            loss = F.mse_loss(pred.float(), training_target(noise_scheduler, x0, noise, t))
+            if dtype == torch.float16:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if r:
+                times[name].append(time.perf_counter() - start)
+    model.load_state_dict(state)
+    return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
