@@ -2,13 +2,10 @@ import os
 
 import pytest
 import torch
+from course_fixtures import TINY_UNET
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-D, A, U, AU = "DownBlock2D", "AttnDownBlock2D", "UpBlock2D", "AttnUpBlock2D"
-TINY_UNET = dict(class_emb_size=4, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4,
-                 down_block_types=(D, A), up_block_types=(AU, U), attention_head_dim=4)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from course_utils.cli import main
 from course_utils.models import ClassConditionedUnet
 from course_utils.pipelines import ConditionalDDPMPipeline
 from course_utils.schedulers import make_noise_scheduler
-from tests.conftest import TINY_UNET
+from course_fixtures import TINY_UNET
 
 
 @pytest.fixture
@@ -58,3 +58,31 @@ def test_cli_errors_are_short_and_helpful(tmp_path, capsys):
     assert "--dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["sample", str(tmp_path), "--out", "x.npz", "--sampler", "euler"])
+
+
+def test_train_sample_evaluate_sprites_offline(tmp_path, capsys):
+    """Lesson 2 from the shell: Twemoji stands in for the sprite files; the run's pipeline has a label encoder."""
+    run = tmp_path / "sprites"
+    assert main(["train", "sprites", "--preset", "smoke", "--out", str(run), "--source", "offline"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dataset"] == "twemoji16" and metrics["steps"] == 8 and metrics["num_samples"] == 20
+    assert (run / "pipeline" / "label_encoder" / "config.json").exists() and (run / "samples.png").exists()
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(run), "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["images"].shape == (10, 3, 16, 16) and str(f["dataset"]) == "twemoji16"
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["num_samples"] == 10
+
+
+def test_train_sprites_from_real_files(tmp_path, monkeypatch):
+    from course_utils.tasks import train_class_conditioned
+    from course_fixtures import write_sprite_files
+    write_sprite_files(tmp_path, n=80)
+    metrics = train_class_conditioned("sprites", "smoke", tmp_path / "run", data_path=tmp_path, evaluate=False,
+                                      progress=False)
+    assert metrics["dataset"] == "sprites" and metrics["num_train"] == 70 and metrics["data_source"].startswith("files")
+    assert main(["train", "sprites", "--preset", "smoke", "--out", str(tmp_path / "r2"),
+                 "--data", str(tmp_path / "nowhere")]) == 2

@@ -23,7 +23,7 @@ def test_loss_decreases_on_a_fixed_batch(tiny_model, tiny_dataset):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
-    from tests.conftest import TINY_UNET
+    from course_fixtures import TINY_UNET
     from course_utils.models import ClassConditionedUnet
 
     def fresh():
