@@ -1,0 +1,147 @@
+"""Lesson 2 benchmarks. Prints measured figures (and writes them as JSON under runs/).
+
+  python bench/bench_lesson2.py throughput   # concatenation vs cross-attention UNet, fp32 vs bf16 autocast
+  python bench/bench_lesson2.py recipe       # train sprites on the cpu preset and judge it (about 10 minutes)
+  python bench/bench_lesson2.py compare      # concatenation vs cross-attention: same data, same time budget
+  python bench/bench_lesson2.py layout       # where cross-attention goes: same time budget per layout
+  python bench/bench_lesson2.py mix          # the exercise: judged shares when mixing two labels (pretrained)
+
+Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_lesson1 import machine  # noqa: E402
+from course_utils.data import load_dataset  # noqa: E402
+from course_utils.models import count_parameters  # noqa: E402
+from course_utils.presets import get_preset  # noqa: E402
+from course_utils.schedulers import make_noise_scheduler  # noqa: E402
+from course_utils.tasks import build_model  # noqa: E402
+from course_utils.training import time_mixed_precision  # noqa: E402
+
+
+def throughput(rounds: int, batch: int = 64) -> dict:
+    """Milliseconds per training step of the cpu preset's two models, in fp32 and under bf16 autocast."""
+    preset = get_preset("sprites", "cpu")
+    data = load_dataset("sprites", "train", verbose=False)
+    x0 = torch.stack([data[i][0] for i in range(batch)])
+    sched = make_noise_scheduler(prediction_type=preset["prediction_type"])
+    out = {}
+    for name, conditioning, labels, model_cfg in (
+            ("concatenation", "concatenation", data.class_indices[:batch], preset["concat_model"]),
+            ("cross-attention", "cross_attention", data.labels[:batch], preset["model"])):
+        torch.manual_seed(0)
+        model = build_model(conditioning, data if conditioning == "cross_attention" else data.with_class_indices(),
+                            model_cfg)
+        times = time_mixed_precision(model, sched, x0, labels, repeats=rounds)
+        out[name] = {"parameters": count_parameters(model),
+                     **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
+                     "images_per_s_fp32": round(batch / times["fp32"], 1),
+                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def recipe(out_dir: Path) -> dict:
+    from course_utils.tasks import train_class_conditioned
+    start = time.perf_counter()
+    metrics = train_class_conditioned("sprites", "cpu", out_dir, resume=False, progress=False)
+    metrics["wall_seconds_total"] = round(time.perf_counter() - start, 1)
+    metrics["accuracy_over_judge"] = round(metrics["class_accuracy"] / metrics["judge_test_accuracy"], 3)
+    return metrics
+
+
+def compare(budget_s: float) -> dict:
+    from course_utils.tasks import compare_conditioning
+    return compare_conditioning("sprites", "cpu", budget_s=budget_s)
+
+
+_D, _XD, _U, _XU = "DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"
+LAYOUTS = {
+    # name: changes to the cpu preset's model
+    "(32, 64, 64), cross-attention at 8x8, 4x4 and middle": dict(
+        block_out_channels=(32, 64, 64), down_block_types=(_D, _XD, _XD), up_block_types=(_XU, _XU, _U)),
+    "(32, 64, 128), cross-attention at 4x4 and middle": dict(
+        block_out_channels=(32, 64, 128), down_block_types=(_D, _D, _XD), up_block_types=(_XU, _U, _U)),
+    "(32, 64, 64), cross-attention at 4x4 and middle (cpu preset)": dict(),
+}
+
+
+def layout(budget_s: float, per_class: int) -> dict:
+    """Train each layout for the same wall-clock budget (cosine decay over the steps its measured speed
+    allows), then judge DDPM 25-step samples."""
+    from course_utils.tasks import evaluate_pipeline, train_config_from_preset
+    from course_utils.training import train_diffusion
+    data = load_dataset("sprites", "train", verbose=False)
+    x0 = torch.stack([data[i][0] for i in range(64)])
+    out = {}
+    for name, change in LAYOUTS.items():
+        preset = get_preset("sprites", "cpu")
+        preset["model"].update(change)
+        torch.manual_seed(0)
+        model = build_model("cross_attention", data, preset["model"])
+        sched = make_noise_scheduler(prediction_type=preset["prediction_type"])
+        step_s = time_mixed_precision(model, sched, x0, data.labels[:64], repeats=3, dtypes={"fp32": None})["fp32"]
+        preset["train"].update(time_limit_s=budget_s, checkpoint_every=0, max_steps=int(budget_s / step_s))
+        res = train_diffusion(model, sched, data, train_config_from_preset(preset, len(data)), progress=False)
+        report, _, _, _ = evaluate_pipeline(res.model, sched, data.name, "ddpm", 25, per_class)
+        out[name] = {"parameters": count_parameters(model), "images_per_s": round(64 / step_s, 1),
+                     "steps": res.step, "train_seconds": round(res.train_seconds),
+                     "class_accuracy": round(report.class_accuracy, 3), "fid": round(report.fid, 2),
+                     "fid_real_vs_real": round(report.fid_real_vs_real, 2)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def mix(checkpoint: Path, per_weight: int) -> dict:
+    from course_utils.metrics import load_or_train_judge
+    from course_utils.pipelines import load_pipeline
+    from course_utils.tasks import mixed_label_shares
+    pipe = load_pipeline(checkpoint, expected_model="UNet2DConditionModel")
+    judge, _ = load_or_train_judge("twemoji16", verbose=False)
+    names = pipe.label_encoder.config.class_names
+    out = {}
+    for a, b in ((2, 1), (0, 4)):
+        shares, _ = mixed_label_shares(pipe.denoiser, pipe.scheduler, judge, a, b, per_weight=per_weight)
+        out[f"{names[a]} -> {names[b]}"] = [{k: round(v, 3) for k, v in s.items()} for s in shares]
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix"])
+    p.add_argument("--budget", type=float, default=240, help="compare, layout: training seconds per variant")
+    p.add_argument("--per-class", type=int, default=100, help="layout: samples judged per class")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", default="runs/bench-sprites-cpu")
+    p.add_argument("--checkpoint", default="data/pretrained/sprites-cpu")
+    p.add_argument("--per-weight", type=int, default=100)
+    args = p.parse_args()
+    print(f"machine: {machine()}")
+    print(f"command: python bench/bench_lesson2.py {' '.join(sys.argv[1:])}")
+    if args.part == "throughput":
+        result = throughput(args.rounds)
+    elif args.part == "recipe":
+        result = recipe(Path(args.out))
+    elif args.part == "compare":
+        result = compare(args.budget)
+    elif args.part == "layout":
+        result = layout(args.budget, args.per_class)
+    else:
+        result = mix(Path(args.checkpoint), args.per_weight)
+    result = {"machine": machine(), "part": args.part, "result": result}
+    print(json.dumps(result, indent=2))
+    Path("runs").mkdir(exist_ok=True)
+    Path(f"runs/bench-lesson2-{args.part}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
