@@ -86,8 +86,9 @@ _CROSS_ATTENTION = {
     },
     "cpu": {
         # The lesson-1 recipe carried over (v-prediction, SNR weight capped at 5, warm-up + cosine, EMA) on a
-        # UNet sized for 16x16 by measurement: cross-attention at 4x4 and in the middle block only is 1.5x
-        # faster per image than also at 8x8, and scored better in the same 240 s (README). fp32: bf16 autocast
+        # UNet sized for 16x16 by measurement: cross-attention at 4x4 and in the middle block only is 1.45x
+        # faster per image than also at 8x8, with about the same accuracy and a lower FID in the same 240 s
+        # (bench_lesson2.py layout, README). fp32: bf16 autocast
         # is slower on CPUs without bf16 units.
         "model": dict(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8,
                       down_block_types=(_D, _D, _XD), up_block_types=(_XU, _U, _U),
