@@ -184,6 +184,44 @@ class LabelConditionedUnet(nn.Module):
         return cls(unet, encoder)
 
 
+class TextConditionedUnet(ModelMixin, ConfigMixin):
+    """Lesson 3's denoiser: a ``UNet2DConditionModel`` whose cross-attention reads a frozen text encoder's
+    token hidden states, with the attention mask so that padding tokens are ignored. ``text_dim`` is the
+    encoder's hidden size; a linear projection maps it to ``cross_attention_dim``.
+
+    Called as ``model(x_t, t, {"hidden": (B, T, text_dim), "mask": (B, T)})``. Introduced in lesson 3.
+    """
+
+    @register_to_config
+    def __init__(self, text_dim: int = 384, sample_size: int = 16, in_channels: int = 3,
+                 block_out_channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1,
+                 down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                 up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+                 cross_attention_dim: int = 64, attention_head_dim: int = 8, norm_num_groups: int = 8):
+        super().__init__()
+        self.text_proj = nn.Linear(text_dim, cross_attention_dim)
+        self.unet = UNet2DConditionModel(
+            sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
+            block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
+            down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
+            cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
+            norm_num_groups=norm_num_groups)
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, cond: dict) -> torch.Tensor:
+        cfg = self.config
+        check_images(sample, cfg.in_channels, cfg.sample_size, type(self).__name__)
+        if not isinstance(cond, dict) or "hidden" not in cond or "mask" not in cond:
+            raise TypeError("the condition must be a dict with 'hidden' (B, T, D) and 'mask' (B, T), as a "
+                            "TextEncoder returns them")
+        hidden = cond["hidden"]
+        if hidden.ndim != 3 or hidden.shape[-1] != cfg.text_dim or hidden.shape[0] != sample.shape[0]:
+            raise ValueError(f"text hidden states must be (B={sample.shape[0]}, T, {cfg.text_dim}), got "
+                             f"{tuple(hidden.shape)}: was the model built for another text encoder?")
+        tokens = self.text_proj(hidden.to(sample.dtype))
+        return self.unet(sample, timestep, encoder_hidden_states=tokens,
+                         encoder_attention_mask=cond["mask"].to(sample.device)).sample
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters.
 

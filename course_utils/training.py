@@ -147,6 +147,17 @@ class TrainResult:
 
 # --------------------------------------------------------------------------- checkpoints
 
+def drop_condition(cond, null, drop: torch.Tensor):
+    """Replace the condition of the images where ``drop`` is True by the null condition (label dropout for
+    classifier-free guidance). ``cond`` / ``null`` are tensors or dicts of tensors with one row per image.
+
+    Introduced in lesson 1; dicts (hidden states and mask) in lesson 3.
+    """
+    if isinstance(cond, dict):
+        return {k: drop_condition(cond[k], null[k], drop) for k in cond}
+    return torch.where(drop.view(-1, *[1] * (cond.ndim - 1)), null.to(cond.dtype), cond)
+
+
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Complete checkpoints in ``ckpt_dir``, oldest first (half-written ``*.tmp`` ones are ignored).
 
@@ -268,7 +279,7 @@ def train_diffusion(
                 x_t = noise_scheduler.add_noise(x0, noise, timesteps)
                 if config.cond_drop_prob > 0:
                     drop = torch.rand(x0.shape[0], device=x0.device) < config.cond_drop_prob
-                    cond = torch.where(drop.view(-1, *[1] * (cond.ndim - 1)), null_condition(cond), cond)
+                    cond = drop_condition(cond, null_condition(cond), drop)
                 with accelerator.autocast():
                     pred = model(x_t, timesteps, cond)
                 loss = diffusion_loss(pred, training_target(noise_scheduler, x0, noise, timesteps),

