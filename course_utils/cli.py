@@ -18,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lesson's model on a preset and write samples and metrics")
-    t.add_argument("task", choices=["mnist", "fashion_mnist", "sprites"],
-                   help="what to train (lesson 1: mnist, fashion_mnist; lesson 2: sprites)")
+    t.add_argument("task", choices=["mnist", "fashion_mnist", "sprites", "captions"],
+                   help="what to train (lesson 1: mnist, fashion_mnist; lesson 2: sprites; lesson 3: captions)")
     t.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help="smoke | cpu | gpu (default: $COURSE_PRESET, else gpu with CUDA, else cpu)")
     t.add_argument("--out", required=True, help="output folder (checkpoints, pipeline/, samples.png, metrics.json)")
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the data comes from (auto: the real data if possible, else the packaged copy)")
     t.add_argument("--data", help="sprites: folder holding sprites_1788_16x16.npy and sprite_labels_nc_1788_16x16.npy "
                                   "(default: $COURSE_SPRITES_DIR or data/sprites, else Twemoji offline)")
+    t.add_argument("--coco", help="captions: COCO 2017 root (annotations/captions_train2017.json, train2017/)")
+    t.add_argument("--text-encoder", choices=["auto", "clip", "minilm"], help="captions: text encoder back-end")
+    t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has checkpoints")
     t.add_argument("--max-steps", type=int, help="override the preset's number of optimizer steps")
     t.add_argument("--time-limit", type=float, help="stop training after this many seconds (checkpointed)")
@@ -61,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             from .tasks import train_class_conditioned
             overrides = {k: v for k, v in (("max_steps", args.max_steps), ("time_limit_s", args.time_limit),
                                            ("checkpoint_every", args.checkpoint_every)) if v is not None}
-            metrics = train_class_conditioned(args.task, args.preset, args.out, source=args.source,
-                                              resume=not args.no_resume, overrides=overrides, data_path=args.data)
+            if args.task == "captions":
+                from .tasks import train_captions
+                metrics = train_captions(args.preset, args.out, coco=args.coco, backend=args.text_encoder,
+                                         resume=not args.no_resume, overrides=overrides, evaluate=not args.no_eval)
+            else:
+                metrics = train_class_conditioned(args.task, args.preset, args.out, source=args.source,
+                                                  resume=not args.no_resume, overrides=overrides,
+                                                  data_path=args.data, evaluate=not args.no_eval)
             print(json.dumps(metrics, indent=2))
         elif args.command == "sample":
             from .tasks import sample_to_file

@@ -197,8 +197,10 @@ class TextConditionedUnet(ModelMixin, ConfigMixin):
                  block_out_channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1,
                  down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
                  up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-                 cross_attention_dim: int = 64, attention_head_dim: int = 8, norm_num_groups: int = 8):
+                 cross_attention_dim: int = 64, attention_head_dim: int = 8, norm_num_groups: int = 8,
+                 text_backend: str = "minilm", text_max_length: int = 16):
         super().__init__()
+        # text_backend / text_max_length name the frozen encoder the model was trained with (not saved with it)
         self.text_proj = nn.Linear(text_dim, cross_attention_dim)
         self.unet = UNet2DConditionModel(
             sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,

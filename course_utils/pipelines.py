@@ -87,6 +87,71 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=out)
 
 
+class TextToImagePipeline(DiffusionPipeline):
+    """Sample images for prompts with classifier-free guidance:
+    ``pipe(prompt=["red apple"], guidance_scale=3.0, num_inference_steps=20)``.
+
+    Registers the :class:`TextConditionedUnet` and the scheduler. The frozen text encoder is not saved with the
+    pipeline (it is a packaged or downloadable model); the UNet's config names it and it is loaded on first
+    use, or pass one with ``text_encoder=``. Introduced in lesson 3.
+    """
+
+    def __init__(self, unet, scheduler):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+        self._text_encoder = None
+
+    def text_encoder(self):
+        if self._text_encoder is None:
+            from .text import load_text_encoder
+            cfg = self.unet.config
+            self._text_encoder = load_text_encoder(cfg.text_backend, max_length=cfg.text_max_length, verbose=False)
+        return self._text_encoder
+
+    def set_text_encoder(self, encoder) -> None:
+        if encoder.hidden_size != self.unet.config.text_dim:
+            raise CheckpointError(f"this UNet reads {self.unet.config.text_dim}-d text states, but the encoder "
+                                  f"({encoder.backend}) gives {encoder.hidden_size}-d ones")
+        self._text_encoder = encoder
+
+    def encode(self, prompts: list[str]) -> tuple[dict, dict]:
+        """The prompts' and the empty caption's hidden states and masks, on the UNet's device."""
+        enc = self.text_encoder()
+        hidden, mask = enc(prompts)
+        null_h, null_m = enc([""])
+        cond = {"hidden": hidden.to(self.device), "mask": mask.to(self.device)}
+        uncond = {"hidden": null_h.expand_as(hidden).to(self.device), "mask": null_m.expand_as(mask).to(self.device)}
+        return cond, uncond
+
+    @torch.no_grad()
+    def __call__(self, prompt, guidance_scale: float = 3.0, num_inference_steps: int = 50,
+                 generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True):
+        from .text import guided_prediction
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise ValueError("prompt is empty: pass one prompt (or a list) per image to generate")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0 (0: unconditional, 1: conditional), got {guidance_scale}")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        cond, uncond = self.encode(prompts)
+        cfg = self.unet.config
+        x = torch.randn((len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator,
+                        device=generator.device if generator else "cpu").to(self.device, self.unet.dtype)
+        self.set_progress_bar_config(leave=False)
+        with self.progress_bar(total=num_inference_steps) as bar:
+            images, _ = denoise(lambda xt, t: guided_prediction(self.unet, xt, t, cond, uncond, guidance_scale),
+                                self.scheduler, x, num_inference_steps, generator=generator,
+                                on_step=lambda i: bar.update())
+        images = images.add(1).div(2).clamp(0, 1)
+        out = images.cpu()
+        if output_type != "pt":
+            out = out.permute(0, 2, 3, 1).float().numpy()
+            if output_type == "pil":
+                out = self.numpy_to_pil(out)
+        return ImagePipelineOutput(images=out) if return_dict else (out,)
+
+
 def load_pipeline(path: str | Path, expected_model: str | None = "ClassConditionedUnet",
                   device: str | torch.device = "cpu") -> ConditionalDDPMPipeline:
     """Load a saved pipeline, with a clear error when the folder is not one or holds another model.
@@ -107,7 +172,8 @@ def load_pipeline(path: str | Path, expected_model: str | None = "ClassCondition
     if expected_model is not None and found != expected_model:
         raise CheckpointError(f"{path} holds a {found} model, but this step needs a {expected_model}; "
                               "was it trained for another lesson?")
-    return ConditionalDDPMPipeline.from_pretrained(path).to(device)
+    cls = TextToImagePipeline if meta.get("_class_name") == "TextToImagePipeline" else ConditionalDDPMPipeline
+    return cls.from_pretrained(path).to(device)
 
 
 def save_samples_npz(path: str | Path, images01: torch.Tensor, labels: torch.Tensor, dataset: str,

@@ -128,7 +128,19 @@ _CROSS_ATTENTION = {
     },
 }
 
-PRESETS = {"mnist": _CLASS_CONCAT, "fashion_mnist": _CLASS_CONCAT, "sprites": _CROSS_ATTENTION}
+def _text_preset(name: str) -> dict:
+    """Lesson 3: lesson 2's UNet and recipe, with text tokens for labels and label dropout for guidance."""
+    p = copy.deepcopy(_CROSS_ATTENTION[name])
+    p.pop("concat_model")
+    p["train"]["cond_drop_prob"] = 0.1
+    p.update(text_backend="auto", text_max_length=16, image_size=16 if name != "gpu" else 32,
+             guidance_scales=[0.0, 1.0, 3.0, 7.0], eval_prompts={"smoke": 8, "cpu": 200, "gpu": 500}[name])
+    return p
+
+
+_TEXT = {name: _text_preset(name) for name in PRESET_NAMES}
+
+PRESETS = {"mnist": _CLASS_CONCAT, "fashion_mnist": _CLASS_CONCAT, "sprites": _CROSS_ATTENTION, "captions": _TEXT}
 
 
 def default_preset() -> str:

@@ -76,11 +76,12 @@ class TextEncoder(nn.Module):
         self.max_length = min(max_length or limit, limit)
 
     @classmethod
-    def clip(cls, name_or_path: str = CLIP_NAME, max_length: int | None = None) -> "TextEncoder":
+    def clip(cls, name_or_path: str = CLIP_NAME, max_length: int | None = None,
+             local_only: bool = False) -> "TextEncoder":
         """CLIP's text tower. Fails with :class:`TextEncoderUnavailableError` when its weights are not in
-        the local cache and cannot be downloaded."""
+        the local cache and cannot be downloaded (``local_only``: do not try the network at all)."""
         from transformers import CLIPTextModel, CLIPTokenizer
-        local = _offline() or Path(name_or_path).is_dir()
+        local = local_only or _offline() or Path(name_or_path).is_dir()
         try:
             tokenizer = CLIPTokenizer.from_pretrained(name_or_path, local_files_only=local)
             model = CLIPTextModel.from_pretrained(name_or_path, local_files_only=local)
@@ -143,7 +144,8 @@ class TextEncoder(nn.Module):
 
 
 def load_text_encoder(backend: str = "auto", max_length: int | None = None, verbose: bool = True) -> TextEncoder:
-    """``"clip"``, ``"minilm"``, or ``"auto"``: CLIP if its weights can be loaded, else MiniLM, saying which.
+    """``"clip"``, ``"minilm"``, or ``"auto"``: CLIP if its weights are in the local Hugging Face cache, else
+    MiniLM, saying which. (``"auto"`` never waits on the network; ``"clip"`` downloads when it can.)
 
     Introduced in lesson 3.
     """
@@ -152,7 +154,7 @@ def load_text_encoder(backend: str = "auto", max_length: int | None = None, verb
     encoder = None
     if backend in ("auto", "clip"):
         try:
-            encoder = TextEncoder.clip(max_length=max_length)
+            encoder = TextEncoder.clip(max_length=max_length, local_only=backend == "auto")
         except TextEncoderUnavailableError as e:
             if backend == "clip":
                 raise

@@ -230,8 +230,11 @@ def train_diffusion(
         raise ValueError(f"the data set has {len(dataset)} items, fewer than one batch of {config.batch_size}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=config.adam_betas,
                                   weight_decay=config.weight_decay)
-    lr_scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps,
-                                 num_training_steps=config.max_steps)
+    # Accelerate steps a prepared scheduler once per process at each optimizer step, so count in those units
+    # (as diffusers' training scripts do) to keep the warm-up and decay over max_steps with any number of processes.
+    n = accelerator.num_processes
+    lr_scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps * n,
+                                 num_training_steps=config.max_steps * n)
     model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
     unwrapped = accelerator.unwrap_model(model)
 
@@ -306,8 +309,11 @@ def train_diffusion(
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
             if on_step is not None:
                 on_step(step, step_loss)
-            if config.time_limit_s is not None and train_seconds >= config.time_limit_s:
-                stopped_early = True
+            if config.time_limit_s is not None:
+                over = torch.tensor([float(train_seconds >= config.time_limit_s)], device=accelerator.device)
+                # every process must stop at the same step, or the others would wait for it forever
+                stopped_early = bool(accelerator.reduce(over, "max").item()) if accelerator.num_processes > 1 \
+                    else bool(over.item())
             if step >= config.max_steps or stopped_early:
                 break
             if config.checkpoint_every and step % config.checkpoint_every == 0:

@@ -183,3 +183,80 @@ def test_text_conditioned_unet_reads_the_tokens_and_ignores_padding():
         model(x, t, {"hidden": torch.randn(2, 5, 7), "mask": mask})
     with pytest.raises(TypeError, match="'hidden'"):
         model(x, t, hidden)
+
+
+TINY_TEXT_UNET = dict(block_out_channels=(8, 16), norm_num_groups=4, down_block_types=("DownBlock2D",
+                      "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                      cross_attention_dim=8, attention_head_dim=4)
+
+
+@pytest.fixture
+def text_pipe(minilm):
+    from course_utils.models import TextConditionedUnet
+    from course_utils.pipelines import TextToImagePipeline
+    from course_utils.schedulers import make_noise_scheduler
+    torch.manual_seed(0)
+    unet = TextConditionedUnet(text_dim=384, sample_size=8, text_backend="minilm", text_max_length=16,
+                               **TINY_TEXT_UNET)
+    pipe = TextToImagePipeline(unet=unet, scheduler=make_noise_scheduler())
+    pipe.set_text_encoder(minilm)
+    return pipe
+
+
+def test_text_pipeline_round_trip_and_guidance_extremes(text_pipe, tmp_path):
+    from course_utils.pipelines import load_pipeline
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    a = text_pipe(["red apple", "cat face"], guidance_scale=3.0, num_inference_steps=3, generator=gen(),
+                  output_type="pt").images
+    text_pipe.save_pretrained(tmp_path / "p")
+    loaded = load_pipeline(tmp_path / "p", expected_model=None)
+    assert type(loaded).__name__ == "TextToImagePipeline" and loaded.unet.config.text_backend == "minilm"
+    b = loaded(["red apple", "cat face"], guidance_scale=3.0, num_inference_steps=3, generator=gen(),
+               output_type="pt").images  # loads the packaged MiniLM by itself
+    assert a.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+    # scale 0 ignores the prompt: two different prompts, same noise, same image
+    u = text_pipe(["red apple"], guidance_scale=0.0, num_inference_steps=2, generator=gen(), output_type="pt").images
+    v = text_pipe(["cat face"], guidance_scale=0.0, num_inference_steps=2, generator=gen(), output_type="pt").images
+    torch.testing.assert_close(u, v)
+
+
+def test_text_pipeline_refuses_bad_input(text_pipe):
+    with pytest.raises(ValueError, match="prompt is empty"):
+        text_pipe([], num_inference_steps=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        text_pipe(["x"], guidance_scale=-2, num_inference_steps=2)
+    from course_utils.pipelines import CheckpointError
+
+    class Other:
+        backend, hidden_size = "clip", 512
+    with pytest.raises(CheckpointError, match="384-d"):
+        text_pipe.set_text_encoder(Other())
+
+
+def test_train_captions_smoke_writes_a_pipeline_and_the_guidance_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from course_utils.tasks import train_captions
+    metrics = train_captions("smoke", tmp_path / "run", progress=False)
+    assert metrics["text_encoder"] == "minilm" and metrics["steps"] == 8 and metrics["cond_drop_prob"] == 0.1
+    assert [r["guidance_scale"] for r in metrics["guidance"]] == [0.0, 1.0, 3.0, 7.0]
+    assert all(0 <= r["prompt_top1"] <= r["prompt_top5"] <= 1 for r in metrics["guidance"])
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists() and (tmp_path / "run" / "guidance.png").exists()
+    assert train_captions("smoke", tmp_path / "run", progress=False, evaluate=False)["steps"] == 8  # resumes, done
+
+
+def test_two_processes_under_accelerate_launch(tmp_path):
+    """The same command under `accelerate launch` with 2 CPU processes (gloo) trains and writes a checkpoint."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", COURSE_PRESET="smoke")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "course_utils", "train", "captions",
+           "--preset", "smoke", "--out", str(tmp_path / "run"), "--max-steps", "3", "--no-eval"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ckpts = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    assert [c.name for c in ckpts] == ["step-0000003"]
+    state = json.loads((ckpts[0] / "trainer_state.json").read_text())
+    assert state["step"] == 3 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
