@@ -30,6 +30,20 @@ def machine() -> str:
            f"{torch.get_num_threads()} threads"
 
 
+def announce(script: str) -> None:
+    """Print the machine and the command, so every figure printed after them says where it came from."""
+    print(f"machine: {machine()}")
+    print(f"command: python bench/{script} {' '.join(sys.argv[1:])}")
+
+
+def report(lesson: str, part: str, result: dict) -> None:
+    """Print a bench's figures as JSON and keep them in runs/bench-LESSON-PART.json."""
+    result = {"machine": machine(), "part": part, "result": result}
+    print(json.dumps(result, indent=2))
+    Path("runs").mkdir(exist_ok=True)
+    Path(f"runs/bench-{lesson}-{part}.json").write_text(json.dumps(result, indent=2))
+
+
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
     """Interleave one training step of each variant per round; return the median seconds of each."""
     times = {k: [] for k in variants}
@@ -148,8 +162,7 @@ def main():
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
     p.add_argument("--per-class", type=int, default=20)
     args = p.parse_args()
-    print(f"machine: {machine()}")
-    print(f"command: python bench/bench_lesson1.py {' '.join(sys.argv[1:])}")
+    announce("bench_lesson1.py")
     if args.part == "throughput":
         result = throughput(args.rounds)
     elif args.part == "recipe":
@@ -158,10 +171,7 @@ def main():
         result = ablation(args.budget, args.per_class)
     else:
         result = samplers(Path(args.checkpoint), args.per_class)
-    result = {"machine": machine(), "part": args.part, "result": result}
-    print(json.dumps(result, indent=2))
-    Path("runs").mkdir(exist_ok=True)
-    Path(f"runs/bench-lesson1-{args.part}.json").write_text(json.dumps(result, indent=2))
+    report("lesson1", args.part, result)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_lesson1 import machine  # noqa: E402
+from bench_lesson1 import announce, report  # noqa: E402
 from course_utils.data import load_dataset  # noqa: E402
 from course_utils.models import count_parameters  # noqa: E402
 from course_utils.presets import get_preset  # noqa: E402
@@ -125,8 +125,7 @@ def main():
     p.add_argument("--checkpoint", default="data/pretrained/sprites-cpu")
     p.add_argument("--per-weight", type=int, default=100)
     args = p.parse_args()
-    print(f"machine: {machine()}")
-    print(f"command: python bench/bench_lesson2.py {' '.join(sys.argv[1:])}")
+    announce("bench_lesson2.py")
     if args.part == "throughput":
         result = throughput(args.rounds)
     elif args.part == "recipe":
@@ -137,10 +136,7 @@ def main():
         result = layout(args.budget, args.per_class)
     else:
         result = mix(Path(args.checkpoint), args.per_weight)
-    result = {"machine": machine(), "part": args.part, "result": result}
-    print(json.dumps(result, indent=2))
-    Path("runs").mkdir(exist_ok=True)
-    Path(f"runs/bench-lesson2-{args.part}.json").write_text(json.dumps(result, indent=2))
+    report("lesson2", args.part, result)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,21 @@ class LabelEncoder(ModelMixin, ConfigMixin):
         return self.mlp(vectors).view(len(vectors), cfg.num_tokens, cfg.embed_dim)
 
 
+def cross_attention_unet(in_channels, sample_size, block_out_channels, layers_per_block, down_block_types,
+                         up_block_types, cross_attention_dim, attention_head_dim, norm_num_groups) -> UNet2DConditionModel:
+    """A diffusers ``UNet2DConditionModel`` predicting an image-shaped output, whose cross-attention blocks read
+    tokens of size ``cross_attention_dim``.
+
+    Introduced in lesson 2; lesson 3 feeds it text.
+    """
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
+        block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
+        down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
+        cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
+        norm_num_groups=norm_num_groups)
+
+
 class LabelConditionedUnet(nn.Module):
     """Lesson 2's denoiser: labels -> :class:`LabelEncoder` tokens -> cross-attention in a diffusers
     ``UNet2DConditionModel``. Called like lesson 1's model, ``model(x_t, t, labels)``, so the same training
@@ -173,12 +188,8 @@ class LabelConditionedUnet(nn.Module):
               label_hidden_dim: int | None = None, num_tokens: int = 1,
               class_names: list[str] | None = None) -> "LabelConditionedUnet":
         """A ``UNet2DConditionModel`` with cross-attention blocks and a matching :class:`LabelEncoder`."""
-        unet = UNet2DConditionModel(
-            sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
-            block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
-            down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
-            cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
-            norm_num_groups=norm_num_groups)
+        unet = cross_attention_unet(in_channels, sample_size, block_out_channels, layers_per_block, down_block_types,
+                                    up_block_types, cross_attention_dim, attention_head_dim, norm_num_groups)
         encoder = LabelEncoder(num_classes=num_classes, embed_dim=cross_attention_dim, hidden_dim=label_hidden_dim,
                                num_tokens=num_tokens, class_names=class_names)
         return cls(unet, encoder)
@@ -202,12 +213,9 @@ class TextConditionedUnet(ModelMixin, ConfigMixin):
         super().__init__()
         # text_backend / text_max_length name the frozen encoder the model was trained with (not saved with it)
         self.text_proj = nn.Linear(text_dim, cross_attention_dim)
-        self.unet = UNet2DConditionModel(
-            sample_size=sample_size, in_channels=in_channels, out_channels=in_channels,
-            block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
-            down_block_types=tuple(down_block_types), up_block_types=tuple(up_block_types),
-            cross_attention_dim=cross_attention_dim, attention_head_dim=attention_head_dim,
-            norm_num_groups=norm_num_groups)
+        self.unet = cross_attention_unet(in_channels, sample_size, block_out_channels, layers_per_block,
+                                         down_block_types, up_block_types, cross_attention_dim, attention_head_dim,
+                                         norm_num_groups)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, cond: dict) -> torch.Tensor:
         cfg = self.config
