@@ -10,7 +10,7 @@ from .presets import default_preset, get_preset
 from .sampling import denoise, labels_per_class, sample_images
 from .schedulers import make_noise_scheduler, make_sampler
 from .training import TrainConfig, TrainResult, train_diffusion
-from . import plots, tasks  # noqa: E402  (submodules the lessons call as cu.tasks.*, cu.plots.*)
+from . import plots, tasks, text  # noqa: E402  (submodules the lessons call as cu.tasks.*, cu.text.*)
 
 __version__ = "0.1.0"
 

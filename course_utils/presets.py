@@ -134,7 +134,8 @@ def _text_preset(name: str) -> dict:
     p.pop("concat_model")
     p["train"]["cond_drop_prob"] = 0.1
     p.update(text_backend="auto", text_max_length=16, image_size=16 if name != "gpu" else 32,
-             guidance_scales=[0.0, 1.0, 3.0, 7.0], eval_prompts={"smoke": 8, "cpu": 200, "gpu": 500}[name])
+             guidance_scales=[0.0, 1.0, 3.0, 7.0], eval_prompts={"smoke": 8, "cpu": 200, "gpu": 500}[name],
+             exercise_overrides={"cpu": {"time_limit_s": 240, "max_steps": 800}}.get(name, {}))
     return p
 
 

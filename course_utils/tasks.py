@@ -337,7 +337,7 @@ def train_captions(preset: str | None = None, out_dir: str | Path = "runs/captio
     from .metrics import load_or_train_judge
     from .models import TextConditionedUnet
     from .pipelines import TextToImagePipeline
-    from .text import load_coco_captions, load_emoji_captions, load_text_encoder
+    from .text import load_coco_captions, load_emoji_captions, load_text_encoder, null_condition_fn
     cfg = get_preset("captions", preset)
     cfg["train"].update(overrides or {})
     out_dir = Path(out_dir)
@@ -351,14 +351,8 @@ def train_captions(preset: str | None = None, out_dir: str | Path = "runs/captio
                                 text_max_length=encoder.max_length, **cfg["model"])
     noise_scheduler = make_noise_scheduler(prediction_type=cfg["prediction_type"])
     train_cfg = train_config_from_preset(cfg, len(data))
-    null_h, null_m = data.null_hidden[0], data.null_mask[0]
-
-    def null_condition(cond):
-        return {"hidden": null_h.to(cond["hidden"]).expand_as(cond["hidden"]),
-                "mask": null_m.to(cond["mask"].device).expand_as(cond["mask"])}
-
     result = train_diffusion(model, noise_scheduler, data, train_cfg, out_dir=out_dir, resume=resume,
-                             null_condition=null_condition, progress=progress)
+                             null_condition=null_condition_fn(data.null_hidden, data.null_mask), progress=progress)
     metrics = {"task": "captions", "dataset": data.name, "preset": preset, "text_encoder": encoder.backend,
                "parameters": count_parameters(model), "steps": result.step, "batch_size": train_cfg.batch_size,
                "train_seconds": round(result.train_seconds, 1), "cond_drop_prob": train_cfg.cond_drop_prob,

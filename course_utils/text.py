@@ -299,3 +299,18 @@ def guided_prediction(model_fn: Callable, x: torch.Tensor, t, cond, uncond, guid
         raise ValueError(f"guidance_scale must be >= 0 (0: unconditional, 1: conditional), got {guidance_scale}")
     pred_uncond, pred_cond = model_fn(torch.cat([x, x]), t, _concat_conditions(uncond, cond)).chunk(2)
     return pred_uncond + guidance_scale * (pred_cond - pred_uncond)
+
+
+def null_condition_fn(null_hidden: torch.Tensor, null_mask: torch.Tensor) -> Callable[[dict], dict]:
+    """The ``null_condition`` for label dropout: every condition in a batch becomes the empty caption's
+    hidden states and mask (``encoder([""])``), the same "no prompt" that guided sampling uses.
+
+    Introduced in lesson 3.
+    """
+    h, m = null_hidden.reshape(1, *null_hidden.shape[-2:]), null_mask.reshape(1, -1)
+
+    def null_condition(cond: dict) -> dict:
+        return {"hidden": h.to(cond["hidden"]).expand_as(cond["hidden"]),
+                "mask": m.to(cond["mask"].device).expand_as(cond["mask"])}
+
+    return null_condition
