@@ -232,6 +232,9 @@ def sample_to_file(checkpoint: str | Path, out: str | Path, per_class: int = 10,
     Introduced in lesson 1.
     """
     pipe = load_pipeline(checkpoint, expected_model=None)
+    if not isinstance(pipe, ConditionalDDPMPipeline):
+        raise ValueError(f"{checkpoint} is a text-to-image pipeline (lesson 3); `sample` draws class-conditioned "
+                         "samples. In Python: cu.load_pipeline(path, expected_model=None)(prompts, guidance_scale=3)")
     labels = labels_per_class(pipe.num_classes, per_class)
     make_sampler(sampler, pipe.scheduler)  # fail early on an unknown sampler name
     start = time.perf_counter()

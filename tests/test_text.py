@@ -260,3 +260,10 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     assert [c.name for c in ckpts] == ["step-0000003"]
     state = json.loads((ckpts[0] / "trainer_state.json").read_text())
     assert state["step"] == 3 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+
+
+def test_class_sampling_command_explains_a_text_pipeline(text_pipe, tmp_path, capsys):
+    from course_utils.cli import main
+    text_pipe.save_pretrained(tmp_path / "p")
+    assert main(["sample", str(tmp_path / "p"), "--out", str(tmp_path / "s.npz")]) == 2
+    assert "text-to-image pipeline" in capsys.readouterr().err
