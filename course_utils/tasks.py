@@ -349,7 +349,6 @@ def train_captions(preset: str | None = None, out_dir: str | Path = "runs/captio
     size = cfg["image_size"]
     data = (load_coco_captions(coco, "train", size=size) if coco else load_emoji_captions(size, "train"))
     data.cache_embeddings(encoder)
-    data.null_hidden, data.null_mask = encoder([""])   # the empty caption: what dropped labels become
     model = TextConditionedUnet(text_dim=encoder.hidden_size, sample_size=size, text_backend=encoder.backend,
                                 text_max_length=encoder.max_length, **cfg["model"])
     noise_scheduler = make_noise_scheduler(prediction_type=cfg["prediction_type"])

@@ -186,6 +186,8 @@ class CaptionedImages(torch.utils.data.Dataset):
     categories: torch.Tensor | None = None          # optional integer category per image (emoji category)
     hidden: torch.Tensor | None = field(default=None, repr=False)   # (num_captions, T, D)
     mask: torch.Tensor | None = field(default=None, repr=False)     # (num_captions, T)
+    null_hidden: torch.Tensor | None = field(default=None, repr=False)  # (1, T, D): the empty caption ""
+    null_mask: torch.Tensor | None = field(default=None, repr=False)    # (1, T)
     _offsets: torch.Tensor | None = field(default=None, repr=False)
     _float: torch.Tensor | None = field(default=None, repr=False)
 
@@ -208,8 +210,9 @@ class CaptionedImages(torch.utils.data.Dataset):
 
     def cache_embeddings(self, encoder: TextEncoder) -> "CaptionedImages":
         """Encode every caption once with the frozen encoder and keep the result (the encoder is not needed
-        during training)."""
+        during training), together with the empty caption's, the "no prompt" of label dropout and guidance."""
         self.hidden, self.mask = encoder.encode_all(self.all_captions)
+        self.null_hidden, self.null_mask = (t.cpu() for t in encoder([""]))
         return self
 
     def __getitem__(self, i):

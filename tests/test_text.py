@@ -267,3 +267,10 @@ def test_class_sampling_command_explains_a_text_pipeline(text_pipe, tmp_path, ca
     text_pipe.save_pretrained(tmp_path / "p")
     assert main(["sample", str(tmp_path / "p"), "--out", str(tmp_path / "s.npz")]) == 2
     assert "text-to-image pipeline" in capsys.readouterr().err
+
+
+def test_cached_embeddings_include_the_empty_caption(minilm):
+    ds = CaptionedImages(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), [["red apple"]]).cache_embeddings(minilm)
+    empty_hidden, empty_mask = minilm([""])
+    assert ds.null_hidden.shape == (1, 16, 384) and torch.equal(ds.null_mask, empty_mask)
+    torch.testing.assert_close(ds.null_hidden, empty_hidden)

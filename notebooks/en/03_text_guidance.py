@@ -106,8 +106,7 @@ if COCO_ROOT:
     data = cu.text.load_coco_captions(COCO_ROOT, "train", size=preset["image_size"])
 else:
     data = cu.text.load_emoji_captions(preset["image_size"], "train")
-data.cache_embeddings(encoder)
-data.null_hidden, data.null_mask = encoder([""])
+data.cache_embeddings(encoder)  # every caption, and the empty one
 print(len(data), "images,", len(data.all_captions), "captions; cached hidden states", tuple(data.hidden.shape))
 show_images(data.images[:12], nrow=12, title="Training images")
 plt.show()
