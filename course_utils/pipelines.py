@@ -2,7 +2,7 @@
 
 ``save_pretrained`` / ``from_pretrained`` round-trip (safetensors), and the scheduler can be swapped with
 ``from_config`` (DDPM -> DDIM / DPM-Solver++). Introduced in lesson 1; lesson 2 reuses it with a
-cross-attention model.
+cross-attention model, lesson 4 with the hand-written ScratchUNet.
 """
 from __future__ import annotations
 
@@ -40,7 +40,13 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
 
     @property
     def num_classes(self) -> int:
-        return (self.label_encoder or self.unet).config.num_classes
+        cfg = (self.label_encoder or self.unet).config
+        return cfg.num_classes if "num_classes" in cfg else cfg.num_labels  # lesson 4's ScratchUNet: num_labels
+
+    @property
+    def takes_label_vectors(self) -> bool:
+        """One-hot / multi-hot vectors (lesson 2's label encoder, lesson 4's ScratchUNet) or integers only."""
+        return self.label_encoder is not None or "num_labels" in self.unet.config
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -56,7 +62,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         labels = torch.as_tensor(class_labels)
         if labels.numel() == 0:
             raise ValueError("class_labels is empty: pass one label per image to generate")
-        if self.label_encoder is not None:
+        if self.takes_label_vectors:
             return label_vectors(labels, self.num_classes)
         return check_class_labels(labels.reshape(-1) if labels.ndim == 0 else labels, self.num_classes)
 

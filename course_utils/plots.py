@@ -97,3 +97,28 @@ def show_denoising(trajectory: list[torch.Tensor], rows: int = 4, title: str = "
     rows = min(rows, trajectory[0].shape[0])
     frames = torch.stack([t[:rows] for t in trajectory], dim=1).flatten(0, 1)  # row-major: sample, then step
     return show_images(frames, nrow=steps, title=title, ax=ax)
+
+
+def save_gif(frames: list[torch.Tensor], path: str | Path, nrow: int = 8, seconds: float = 4.0,
+             hold_last: float = 1.5, scale: int = 2) -> Path:
+    """An animated GIF of the generation process: each frame (a batch in the model's range [-1, 1], noisier
+    frames clipped) becomes an image grid; the last frame stays on screen for ``hold_last`` seconds. Pixels are enlarged ``scale`` times.
+
+    Introduced in lesson 4.
+    """
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("no frames to animate: sample with keep_every > 0")
+    pictures = []
+    for frame in frames:
+        grid = image_grid(frame.float().add(1).div(2).clamp(0, 1), nrow=nrow)
+        array = grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        img = Image.fromarray(array)
+        pictures.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+    step_ms = max(20, int(1000 * seconds / len(pictures)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], loop=0,
+                     duration=[step_ms] * (len(pictures) - 1) + [int(1000 * hold_last)])
+    return path

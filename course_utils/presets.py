@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import torch
 
@@ -166,3 +167,47 @@ def get_preset(task: str, name: str | None = None) -> dict:
     if name not in PRESET_NAMES:
         raise ValueError(f"unknown preset {name!r}; choose one of {PRESET_NAMES}")
     return copy.deepcopy(PRESETS[task][name])
+
+
+# --------------------------------------------------------------------------- lesson 4: YAML configs
+
+SCRATCH_TASKS = ("emoji32", "cifar10", "celeba")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def config_path(task: str) -> Path:
+    """The YAML config shipped for a lesson-4 data set (``course_utils/configs/<task>.yaml``).
+
+    Introduced in lesson 4.
+    """
+    if task not in SCRATCH_TASKS:
+        raise ValueError(f"unknown lesson-4 task {task!r}; choose one of {SCRATCH_TASKS}")
+    return CONFIG_DIR / f"{task}.yaml"
+
+
+def load_config(task: str, preset: str | None = None, path: str | os.PathLike | None = None) -> dict:
+    """A lesson-4 config with one preset resolved: the file's top-level keys (``dataset``, ``prediction_type``,
+    ...) plus that preset's ``model`` / ``train`` / ``sample`` sections. ``path`` is a YAML file of the same
+    shape (a copy of the shipped one with values changed); by default the shipped file is read.
+
+    Introduced in lesson 4.
+    """
+    import yaml
+
+    path = Path(path) if path is not None else config_path(task)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}; start from a copy of {config_path(task)}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    name = preset or default_preset()
+    presets = raw.pop("presets", None) or {}
+    if name not in presets:
+        raise ValueError(f"{path} has no preset {name!r} (it has {sorted(presets)}); add a presets.{name} section")
+    cfg = {**raw, **copy.deepcopy(presets[name])}
+    missing = [k for k in ("dataset", "model", "train", "sample") if k not in cfg]
+    if missing:
+        raise ValueError(f"{path}, preset {name!r}: missing {missing}; see {config_path(task)} for the shape")
+    for key in ("channels", "attention_resolutions"):
+        if key in cfg["model"]:
+            cfg["model"][key] = tuple(cfg["model"][key])
+    cfg.update(preset=name, config_file=str(path))
+    return cfg
