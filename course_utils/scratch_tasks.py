@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .data import ImageDataset, load_dataset, to_unit_range
+from .data import ImageDataset, load_celeba, load_dataset, to_unit_range
 from .metrics import evaluate_samples, load_or_train_judge
 from .models import count_parameters
 from .pipelines import ConditionalDDPMPipeline
@@ -29,10 +29,11 @@ def scratch_dataset(cfg: dict, split: str = "train", source: str = "auto", data_
 
     Introduced in lesson 4.
     """
-    kw = {}
     if cfg["dataset"] == "celeba":
-        kw = dict(attributes=cfg.get("attributes"), size=cfg.get("image_size", 64), limit=cfg.get("limit"))
-    data = load_dataset(cfg["dataset"], split, source=source, path=data_path, verbose=verbose, **kw)
+        data = load_celeba(split, path=data_path, attributes=cfg.get("attributes"), size=cfg.get("image_size", 64),
+                           source=source, limit=cfg.get("limit"), verbose=verbose)
+    else:
+        data = load_dataset(cfg["dataset"], split, source=source, path=data_path, verbose=verbose)
     return data.one_hot()
 
 
@@ -147,3 +148,71 @@ def train_scratch(task: str = "emoji32", preset: str | None = None, out_dir: str
                                  "skipped: a judge of classes cannot score multi-hot attributes")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def typical_combinations(train_set: ImageDataset, num_groups: int) -> tuple[torch.Tensor, list[str]]:
+    """For multi-hot data whose first ``num_groups`` labels are groups (Twemoji categories) and the rest
+    their members (subcategories): each group with its most frequent member, as label vectors and names.
+    A grid of these shows the model combining two labels it was trained on together.
+
+    Introduced in lesson 4.
+    """
+    labels, names = train_set.labels, train_set.classes
+    rows, row_names = [], []
+    for g in range(num_groups):
+        members = labels[labels[:, g] == 1][:, num_groups:].sum(0)
+        m = int(members.argmax()) + num_groups
+        row = torch.zeros(len(names))
+        row[[g, m]] = 1.0
+        rows.append(row)
+        row_names.append(f"{names[g]} + {names[m]}")
+    return torch.stack(rows), row_names
+
+
+@torch.no_grad()
+def sample_guided(model, noise_scheduler, labels: torch.Tensor, guidance_scale: float, steps: int = 25,
+                  sampler: str = "dpm", seed: int = 0) -> torch.Tensor:
+    """Classifier-free guidance with a lesson-4 model trained with label dropout: the null condition is the
+    all-zero label vector (every label token "absent"). Returns images in [-1, 1].
+
+    Introduced in lesson 4.
+    """
+    from .models import label_vectors
+    from .sampling import denoise
+    from .schedulers import make_sampler
+    from .text import guided_prediction
+
+    cfg = model.config
+    device = next(model.parameters()).device
+    y = label_vectors(labels, cfg.num_labels).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((len(y), cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator).to(device)
+    model.eval()
+    out, _ = denoise(lambda xt, t: guided_prediction(model, xt, t, y, torch.zeros_like(y), guidance_scale),
+                     make_sampler(sampler, noise_scheduler), x, steps,
+                     generator=generator if device.type == "cpu" else None)
+    return out.cpu()
+
+
+def guidance_accuracy(model, noise_scheduler, judge_name: str, scales: list[float], per_class: int,
+                      steps: int = 25, sampler: str = "dpm", seed: int = 0) -> dict[float, float]:
+    """Class accuracy (judged) of guided samples at each guidance scale, same labels and noise for each.
+
+    Introduced in lesson 4.
+    """
+    from .metrics import class_accuracy
+
+    judge, _ = load_or_train_judge(judge_name)
+    labels = labels_per_class(judge.config.num_classes, per_class)
+    return {s: class_accuracy(judge, to_unit_range(sample_guided(model, noise_scheduler, labels, s, steps, sampler,
+                                                                 seed)), labels) for s in scales}
+
+
+def section_train_config(cfg: dict, dataset_size: int, section: str | None = None):
+    """The config's ``train`` recipe as a :class:`TrainConfig`, with the entries of ``cfg[section]["train"]``
+    (the notebook's shorter ``multi_hot`` and ``exercise`` runs) put over it.
+
+    Introduced in lesson 4.
+    """
+    train = {**cfg["train"], **((cfg.get(section) or {}).get("train", {}) if section else {})}
+    return train_config_from_preset({**cfg, "train": train}, dataset_size)

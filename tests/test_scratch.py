@@ -1,4 +1,6 @@
 """Lesson 4: the hand-written UNet and DDPM equations, checked piece by piece (and against diffusers)."""
+import json
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -197,3 +199,56 @@ def test_ema_update_arithmetic():
         ema.step(layer.parameters())
         assert ema.shadow_params[0].item() == pytest.approx(expected, rel=1e-5), n
     assert ema.cur_decay_value == pytest.approx(0.9)
+
+
+def test_hand_sampler_equals_diffusers_ddpm_in_the_shared_sampler():
+    """Same seed, same noise drawn in the same order: our loop and diffusers' DDPMScheduler agree."""
+    from course_utils.sampling import sample_images
+    model, ddpm = tiny_unet(), CosineDDPM(prediction_type="v_prediction")
+    labels = torch.tensor([0, 3, 4])
+    ours, _ = ddpm.sample(model, labels, num_inference_steps=5, generator=torch.Generator().manual_seed(7))
+    theirs = sample_images(model, ddpm.to_diffusers(), labels, num_inference_steps=5, sampler="ddpm", seed=7)
+    assert torch.allclose(ours, theirs, atol=1e-4)
+
+
+def test_pipeline_round_trip_with_the_scratch_unet(tmp_path):
+    from course_utils.pipelines import ConditionalDDPMPipeline, load_pipeline
+    pipe = ConditionalDDPMPipeline(unet=tiny_unet(), scheduler=CosineDDPM().to_diffusers())
+    pipe.save_pretrained(tmp_path / "pipe")
+    again = load_pipeline(tmp_path / "pipe", expected_model="ScratchUNet")
+    kw = dict(num_inference_steps=2, output_type="pt")
+    a = pipe([0, 4], generator=torch.Generator().manual_seed(0), **kw).images
+    b = again(torch.tensor([[1.0, 0, 0, 0, 0], [0, 0, 0, 0, 1]]), generator=torch.Generator().manual_seed(0), **kw).images
+    assert torch.allclose(a, b)
+    with pytest.raises(ValueError, match=r"\(B, 5\)"):
+        again(torch.ones(1, 3), **kw)
+
+
+def test_yaml_configs_load_for_every_task_and_preset(tmp_path):
+    from course_utils.presets import PRESET_NAMES, SCRATCH_TASKS, load_config
+    for task in SCRATCH_TASKS:
+        for preset in PRESET_NAMES:
+            cfg = load_config(task, preset)
+            assert {"dataset", "model", "train", "sample", "multi_hot", "exercise"} <= set(cfg)
+            ScratchUNet(sample_size=cfg.get("image_size", 32), num_labels=3, **cfg["model"])  # the widths fit
+    edited = tmp_path / "mine.yaml"
+    edited.write_text("dataset: twemoji32\npresets:\n  cpu:\n    model: {channels: [8, 16]}\n    train: {}\n"
+                      "    sample: {sampler: dpm, steps: 2}\n")
+    assert load_config("emoji32", "cpu", edited)["model"]["channels"] == (8, 16)
+    with pytest.raises(ValueError, match="no preset 'gpu'"):
+        load_config("emoji32", "gpu", edited)
+    with pytest.raises(FileNotFoundError, match="copy of"):
+        load_config("emoji32", "cpu", tmp_path / "missing.yaml")
+
+
+def test_train_scratch_smoke_writes_pipeline_gif_and_resumes(tmp_path):
+    from course_utils.pipelines import load_pipeline
+    from course_utils.scratch_tasks import train_scratch
+    out = tmp_path / "run"
+    first = train_scratch("emoji32", "smoke", out, evaluate=False, progress=False, overrides={"max_steps": 2})
+    assert first["steps"] == 2
+    for name in ("samples.png", "denoising.gif", "loss.png", "metrics.json"):
+        assert (out / name).exists(), name
+    second = train_scratch("emoji32", "smoke", out, evaluate=False, progress=False, overrides={"max_steps": 4})
+    assert second["steps"] == 4 and len(json.loads((out / "losses.json").read_text())) == 4  # resumed, not restarted
+    assert load_pipeline(out, expected_model="ScratchUNet").num_classes == 5

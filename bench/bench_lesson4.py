@@ -1,0 +1,111 @@
+"""Lesson 4 benchmarks (the hand-written UNet). Prints measured figures (and writes them as JSON under runs/).
+
+  python bench/bench_lesson4.py throughput   # ms per training step of candidate layouts, fp32 vs bf16 autocast
+  python bench/bench_lesson4.py recipe       # train emoji32 on the cpu config, judge EMA and raw weights (~12 min)
+  python bench/bench_lesson4.py guidance     # the exercise: label dropout, class accuracy per guidance scale
+  python bench/bench_lesson4.py recipe --task emoji32 --preset gpu    # the same on a GPU
+
+Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_lesson1 import announce, report  # noqa: E402
+from course_utils.models import count_parameters  # noqa: E402
+from course_utils.presets import load_config  # noqa: E402
+from course_utils.scratch import CosineDDPM  # noqa: E402
+from course_utils.scratch_tasks import build_scratch_unet, scratch_dataset  # noqa: E402
+from course_utils.training import autocast_dtypes, time_mixed_precision  # noqa: E402
+
+# Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
+LAYOUTS = {
+    "32-64-128, 1 block, attention 16": dict(channels=(32, 64, 128), num_res_blocks=1, attention_resolutions=(16,)),
+    "32-64-128, 1 block, bottleneck only": dict(channels=(32, 64, 128), num_res_blocks=1, attention_resolutions=()),
+    "32-64-64, 1 block, attention 16": dict(channels=(32, 64, 64), num_res_blocks=1, attention_resolutions=(16,)),
+    "64-128-256, 2 blocks (gpu config)": dict(channels=(64, 128, 256), num_res_blocks=2, attention_resolutions=(16,)),
+}
+
+
+def throughput(task: str, preset: str, rounds: int) -> dict:
+    """Milliseconds per training step (forward, backward, AdamW) of each layout, fp32 and bf16 interleaved."""
+    cfg = load_config(task, preset)
+    data = scratch_dataset(cfg, "train", verbose=False)
+    batch = cfg["train"]["batch_size"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x0 = torch.stack([data[i][0] for i in range(batch)]).to(device)
+    labels = data.labels[:batch].to(device)
+    ddpm = CosineDDPM(prediction_type=cfg["prediction_type"])
+    out = {}
+    for name, layout in LAYOUTS.items():
+        torch.manual_seed(0)
+        model = build_scratch_unet(data, {**cfg["model"], **layout}).to(device)
+        times = time_mixed_precision(model, ddpm, x0, labels, repeats=rounds, dtypes=autocast_dtypes(device))
+        out[name] = {"parameters": count_parameters(model),
+                     **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
+                     "images_per_s_fp32": round(batch / times["fp32"], 1),
+                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def recipe(task: str, preset: str, out_dir: Path, config: str | None) -> dict:
+    from course_utils.scratch_tasks import train_scratch
+    start = time.perf_counter()
+    metrics = train_scratch(task, preset, out_dir, config=config, resume=False, progress=False)
+    metrics["wall_seconds_total"] = round(time.perf_counter() - start, 1)
+    if "class_accuracy" in metrics:
+        metrics["accuracy_over_judge"] = round(metrics["class_accuracy"] / metrics["judge_test_accuracy"], 3)
+    return metrics
+
+
+def guidance(task: str, preset: str) -> dict:
+    """The exercise: the config's exercise run (label dropout), then class accuracy at each guidance scale."""
+    from course_utils.scratch_tasks import guidance_accuracy, section_train_config
+    from course_utils.training import train_diffusion
+    cfg = load_config(task, preset)
+    data = scratch_dataset(cfg, "train", verbose=False)
+    ddpm = CosineDDPM(prediction_type=cfg["prediction_type"])
+    out = {}
+    for drop in (0.0, cfg["exercise"]["train"].get("cond_drop_prob", 0.1)):
+        train_cfg = section_train_config(cfg, len(data), "exercise")
+        train_cfg.cond_drop_prob = drop
+        torch.manual_seed(0)
+        model = build_scratch_unet(data, cfg["model"])
+        result = train_diffusion(model, ddpm, data, train_cfg, progress=False,
+                                 null_condition=torch.zeros_like if drop > 0 else None)
+        acc = guidance_accuracy(result.model, ddpm.to_diffusers(), cfg["judge"], cfg["exercise"]["guidance_scales"],
+                                cfg["exercise"]["per_class"], steps=cfg["sample"]["steps"])
+        out[f"p={drop}"] = {"steps": result.step, "train_seconds": round(result.train_seconds, 1),
+                            **{f"accuracy_at_scale_{s:g}": round(a, 4) for s, a in acc.items()}}
+        print(f"p={drop}", out[f"p={drop}"], flush=True)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("part", choices=["throughput", "recipe", "guidance"])
+    p.add_argument("--task", default="emoji32", choices=["emoji32", "cifar10", "celeba"])
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", default=None, help="recipe: output folder (default runs/bench-TASK-PRESET)")
+    args = p.parse_args()
+    announce("bench_lesson4.py")
+    if args.part == "throughput":
+        result = throughput(args.task, args.preset, args.rounds)
+    elif args.part == "recipe":
+        result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
+    else:
+        result = guidance(args.task, args.preset)
+    report("lesson4", f"{args.part}-{args.task}-{args.preset}", result)
+
+
+if __name__ == "__main__":
+    main()
