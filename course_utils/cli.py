@@ -37,14 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample from a saved pipeline into an .npz (images in [0, 1], labels)")
     s.add_argument("checkpoint", help="a pipeline folder, or a training run's folder")
-    s.add_argument("--per-class", type=int, default=10)
+    s.add_argument("--per-class", type=int, default=10, help="images per class, or per prompt (default: 10)")
+    s.add_argument("--prompt", action="append", dest="prompts", metavar="TEXT",
+                   help='text-to-image pipelines (lesson 3): a prompt to draw; repeat it for several, e.g. '
+                        '--prompt "red apple" --prompt "dog face"')
+    s.add_argument("--guidance-scale", type=float, default=None,
+                   help="with --prompt: classifier-free guidance scale (default: 3.0; 0: unconditional, "
+                        "1: conditional)")
     s.add_argument("--steps", type=int, default=20, help="sampling steps (= model evaluations per sample)")
     s.add_argument("--sampler", choices=SAMPLERS, default="dpm")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="FILE.npz")
     s.add_argument("--dataset", help="data set the model imitates (default: read from the run's metrics.json)")
 
-    e = sub.add_parser("evaluate", help="class accuracy and classifier FID of a samples file")
+    e = sub.add_parser("evaluate", help="class accuracy and classifier FID of a samples file; for a file drawn "
+                                        "for prompts, category accuracy and prompt fidelity")
     e.add_argument("file", help="FILE.npz written by `sample`")
     e.add_argument("--dataset", help="mnist, fashion_mnist, twemoji16 or sprites (default: read from the file)")
     e.add_argument("--source", choices=["auto", "torchvision", "files", "offline"], default="auto")
@@ -76,12 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "sample":
             from .tasks import sample_to_file
             path = sample_to_file(args.checkpoint, args.out, per_class=args.per_class, steps=args.steps,
-                                  sampler=args.sampler, seed=args.seed, dataset=args.dataset)
+                                  sampler=args.sampler, seed=args.seed, dataset=args.dataset,
+                                  prompts=args.prompts, guidance_scale=args.guidance_scale)
             print(f"wrote {path}")
         elif args.command == "evaluate":
             from .tasks import evaluate_file
-            print(json.dumps(evaluate_file(args.file, dataset=args.dataset, source=args.source,
-                                                  data_path=args.data), indent=2))
+            report = evaluate_file(args.file, dataset=args.dataset, source=args.source, data_path=args.data)
+            print(json.dumps(report, indent=2))
+            if report.get("note"):
+                print(f"note: {report['note']}", file=sys.stderr)
         elif args.command == "judge":
             from .metrics import load_or_train_judge
             _, info = load_or_train_judge(args.dataset, epochs=args.epochs, path=args.data)

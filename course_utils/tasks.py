@@ -225,25 +225,58 @@ def mixed_label_shares(model, noise_scheduler, judge, class_a: int, class_b: int
 
 
 def sample_to_file(checkpoint: str | Path, out: str | Path, per_class: int = 10, steps: int = 20,
-                   sampler: str = "dpm", seed: int = 0, dataset: str | None = None) -> Path:
-    """Load a saved pipeline (lesson 1 or 2), draw ``per_class`` samples of each class, and write them as
-    an ``.npz``.
+                   sampler: str = "dpm", seed: int = 0, dataset: str | None = None,
+                   prompts: list[str] | None = None, guidance_scale: float | None = None) -> Path:
+    """Load a saved pipeline, draw samples and write them as an ``.npz``.
 
-    Introduced in lesson 1.
+    A class-conditioned pipeline (lessons 1 and 2) draws ``per_class`` samples of each class. A text-to-image
+    pipeline (lesson 3) draws ``per_class`` samples of each of ``prompts`` with classifier-free guidance at
+    ``guidance_scale`` (default 3.0); the file's ``labels`` then index its ``prompts``.
+    Introduced in lesson 1; prompts in lesson 3.
     """
+    if per_class < 1:
+        raise ValueError(f"--per-class must be at least 1, got {per_class}")
     pipe = load_pipeline(checkpoint, expected_model=None)
-    if not isinstance(pipe, ConditionalDDPMPipeline):
-        raise ValueError(f"{checkpoint} is a text-to-image pipeline (lesson 3); `sample` draws class-conditioned "
-                         "samples. In Python: cu.load_pipeline(path, expected_model=None)(prompts, guidance_scale=3)")
-    labels = labels_per_class(pipe.num_classes, per_class)
     make_sampler(sampler, pipe.scheduler)  # fail early on an unknown sampler name
+    dataset = dataset or _dataset_of(checkpoint) or ""
+    if not isinstance(pipe, ConditionalDDPMPipeline):
+        if not prompts:
+            raise ValueError(f"{checkpoint} is a text-to-image pipeline (lesson 3): pass the prompts to draw, e.g. "
+                             '--prompt "red apple" --prompt "dog face" (--per-class images of each)')
+        return _sample_prompts_to_file(pipe, out, list(prompts), per_class, steps, sampler, seed,
+                                       3.0 if guidance_scale is None else guidance_scale, dataset)
+    if prompts:
+        raise ValueError(f"{checkpoint} is a class-conditioned pipeline (lesson 1 or 2): it takes class labels, not "
+                         f"--prompt; leave --prompt out to draw --per-class samples of each of its "
+                         f"{pipe.num_classes} classes. --prompt is for text-to-image pipelines (`train captions`).")
+    if guidance_scale is not None:
+        raise ValueError(f"{checkpoint} is a class-conditioned pipeline (lesson 1 or 2), which samples without "
+                         "guidance; --guidance-scale is for text-to-image pipelines (`train captions`).")
+    labels = labels_per_class(pipe.num_classes, per_class)
     start = time.perf_counter()
     images = to_unit_range(sample_images(pipe.denoiser, pipe.scheduler, labels, steps, sampler, seed=seed,
                                          progress=True))
     seconds = time.perf_counter() - start
-    dataset = dataset or _dataset_of(checkpoint)
-    return save_samples_npz(out, images, labels, dataset=dataset or "", sampler=sampler, steps=steps, seed=seed,
+    return save_samples_npz(out, images, labels, dataset=dataset, sampler=sampler, steps=steps, seed=seed,
                             seconds_per_sample=seconds / len(labels))
+
+
+def _sample_prompts_to_file(pipe, out, prompts: list[str], per_class: int, steps: int, sampler: str, seed: int,
+                            guidance_scale: float, dataset: str, batch_size: int = 256) -> Path:
+    """Lesson 3's half of :func:`sample_to_file`: ``per_class`` images of each prompt, prompt by prompt."""
+    if not all(isinstance(p, str) for p in prompts):
+        raise TypeError("prompts must be strings")
+    pipe.scheduler = make_sampler(sampler, pipe.scheduler)
+    wanted = [p for p in prompts for _ in range(per_class)]
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    images = torch.cat([pipe(wanted[i:i + batch_size], guidance_scale=guidance_scale, num_inference_steps=steps,
+                             generator=generator, output_type="pt").images
+                        for i in range(0, len(wanted), batch_size)])
+    seconds = time.perf_counter() - start
+    return save_samples_npz(out, images, labels_per_class(len(prompts), per_class), dataset=dataset,
+                            prompts=prompts, guidance_scale=float(guidance_scale), sampler=sampler, steps=steps,
+                            seed=seed, seconds_per_sample=seconds / len(wanted))
 
 
 def _dataset_of(checkpoint: str | Path) -> str | None:
@@ -257,11 +290,14 @@ def _dataset_of(checkpoint: str | Path) -> str | None:
 
 def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "auto",
                   data_path: str | Path | None = None) -> dict:
-    """Judge a samples file: class accuracy and classifier FID (with real-vs-real beside it).
+    """Judge a samples file: class accuracy and classifier FID (with real-vs-real beside it). A file drawn
+    for prompts (lesson 3) gets :func:`evaluate_prompt_samples` instead.
 
     Introduced in lesson 1.
     """
     images, labels, meta = load_samples_npz(path)
+    if "prompts" in meta:  # written from a text-to-image pipeline (lesson 3)
+        return evaluate_prompt_samples(images, labels, [str(p) for p in meta["prompts"]], meta, source=source)
     dataset = dataset or meta.get("dataset") or None
     if not dataset:
         raise ValueError(f"{path} does not say which data set it imitates; pass --dataset (mnist, fashion_mnist, "
@@ -285,6 +321,99 @@ def evaluate_file(path: str | Path, dataset: str | None = None, source: str = "a
 
 
 # ---------------------------------------------------------------- lesson 3: text
+
+def prompt_hits(judge, images01: torch.Tensor, categories: torch.Tensor, own_images: torch.Tensor,
+                reference_feats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image drawn for an emoji caption, whether it follows its prompt (the measures of
+    :func:`guidance_sweep` and of ``evaluate`` on a prompts file):
+    * ``category_accuracy``: the judge assigns the image to ``categories[i]``, its emoji's category;
+    * ``prompt_top1`` / ``prompt_top5``: row ``own_images[i]`` of ``reference_feats`` (the prompt's own training
+      image, in the judge's feature space) is the nearest / among the 5 nearest to the image.
+    Returns boolean tensors; their means are the rates. Introduced in lesson 3.
+    """
+    from .metrics import judge_predict
+    logits, feats = judge_predict(judge, images01)
+    nearest = torch.cdist(feats, reference_feats).topk(min(5, len(reference_feats)), largest=False).indices
+    return {"category_accuracy": logits.argmax(1) == categories,
+            "prompt_top1": nearest[:, 0] == own_images,
+            "prompt_top5": (nearest == own_images[:, None]).any(1)}
+
+
+def evaluate_prompt_samples(images01: torch.Tensor, labels: torch.Tensor, prompts: list[str], meta: dict | None = None,
+                            source: str = "auto") -> dict:
+    """Judge images drawn for ``prompts`` (``labels[i]`` indexes the prompt of image ``i``) with the Twemoji judge
+    at the images' size. For prompts that are emoji names: category accuracy; for names of training emoji also
+    prompt fidelity top-1 / top-5 against the training images, as in :func:`guidance_sweep`. Other prompts (a
+    COCO caption, free text) have no known category or image: they are listed under ``unknown_prompts``, left
+    out of the measures, and ``note`` says so.
+
+    Introduced in lesson 3.
+    """
+    from .data import TWEMOJI_CATEGORIES
+    from .metrics import judge_predict
+    from .text import load_emoji_captions
+    meta = meta or {}
+    out = {"samples": "text-to-image", "num_samples": len(images01), "num_prompts": len(prompts)}
+    for k in ("dataset", "guidance_scale", "sampler", "steps", "seconds_per_sample"):
+        if k in meta and meta[k] != "":
+            out[k] = meta[k].item() if hasattr(meta[k], "item") else meta[k]
+    if labels.numel() and (labels.min() < 0 or labels.max() >= len(prompts)):
+        raise ValueError(f"labels must index the file's {len(prompts)} prompts, found {labels.min().item()} .. "
+                         f"{labels.max().item()}")
+    c, h, w = images01.shape[1:]
+    if c != 3 or h != w:
+        out["note"] = (f"images of shape {(c, h, w)}: the emoji judge needs square RGB images, so nothing "
+                       "was measured")
+        return out
+    everything = load_emoji_captions(h, "all", verbose=False)
+    train = load_emoji_captions(h, "train", verbose=False)
+    where = [everything.index_of_caption(p) for p in prompts]
+    prompt_category = torch.tensor([int(everything.categories[i]) if i >= 0 else -1 for i in where])
+    prompt_own = torch.tensor([train.index_of_caption(p) for p in prompts])
+    unknown = [p for p, i in zip(prompts, where) if i < 0]
+    held_out = [p for p, i, j in zip(prompts, where, prompt_own.tolist()) if i >= 0 and j < 0]
+    notes = []
+    shown = ", ".join(map(repr, unknown[:3])) + (", ..." if len(unknown) > 3 else "")
+    if unknown and len(unknown) == len(prompts):
+        what = ("the prompt is not an emoji name" if len(prompts) == 1
+                else f"none of the {len(prompts)} prompts is an emoji name")
+        notes.append(f"{what} ({shown}): category accuracy and prompt fidelity need the emoji's category and "
+                     "training image, so they were not measured")
+    elif unknown:
+        verb = "is not an emoji name" if len(unknown) == 1 else "are not emoji names"
+        notes.append(f"{len(unknown)} of {len(prompts)} prompts {verb} ({shown}): category and own image unknown, "
+                     "so their images are left out of every measure")
+    if held_out:
+        verb = "names an emoji" if len(held_out) == 1 else "name emoji"
+        notes.append(f"{len(held_out)} of {len(prompts)} prompts {verb} of the held-out split, which has no "
+                     "training image: counted for category accuracy, not for prompt fidelity")
+    out.update(unknown_prompts=unknown, held_out_prompts=held_out)
+    if notes:
+        out["note"] = "; ".join(notes)
+    if len(unknown) == len(prompts):
+        return out
+    judge_name = f"twemoji{h}"
+    judge, info = load_or_train_judge(judge_name, source=source, verbose=False)
+    categories, own = prompt_category[labels], prompt_own[labels]
+    _, train_feats = judge_predict(judge, train.images.float() / 255.0)
+    hits = prompt_hits(judge, images01, categories, own, train_feats)
+    known = {"category_accuracy": categories >= 0, "prompt_top1": own >= 0, "prompt_top5": own >= 0}
+
+    def rate(key, rows=slice(None)):
+        k = known[key][rows]
+        return round(hits[key][rows][k].float().mean().item(), 4) if k.any() else None
+
+    out.update({key: rate(key) for key in hits})
+    out.update(judge=judge_name, judge_test_accuracy=info["test_accuracy"],
+               category_measured_on=int(known["category_accuracy"].sum()),
+               fidelity_measured_on=int(known["prompt_top1"].sum()))
+    out["per_prompt"] = [{"prompt": p, "category": TWEMOJI_CATEGORIES[cat] if cat >= 0 else None,
+                          "images": int((labels == i).sum()),
+                          "category_accuracy": rate("category_accuracy", labels == i),
+                          "prompt_top5": rate("prompt_top5", labels == i)}
+                         for i, (p, cat) in enumerate(zip(prompts, prompt_category.tolist()))]
+    return out
+
 
 def guidance_sweep(model, noise_scheduler, data, judge, scales, num_prompts: int, steps: int = 20,
                    sampler: str = "dpm", seed: int = 0) -> tuple[list[dict], dict]:
@@ -316,12 +445,8 @@ def guidance_sweep(model, noise_scheduler, data, judge, scales, num_prompts: int
             out, _ = denoise(lambda xt, t: guided_prediction(model, xt, t, cond, null, scale), sched, x, steps,
                              generator=gen)
         imgs = to_unit_range(out)
-        logits, feats = judge_predict(judge, imgs)
-        nearest = torch.cdist(feats, train_feats).topk(5, largest=False).indices   # (P, 5)
-        rows.append({"guidance_scale": scale,
-                     "category_accuracy": (logits.argmax(1) == data.categories[idx]).float().mean().item(),
-                     "prompt_top1": (nearest[:, 0] == idx).float().mean().item(),
-                     "prompt_top5": (nearest == idx[:, None]).any(1).float().mean().item()})
+        hits = prompt_hits(judge, imgs, data.categories[idx], idx, train_feats)
+        rows.append({"guidance_scale": scale, **{k: v.float().mean().item() for k, v in hits.items()}})
         images[scale] = imgs
     return rows, images
 

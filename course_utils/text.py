@@ -190,6 +190,7 @@ class CaptionedImages(torch.utils.data.Dataset):
     null_mask: torch.Tensor | None = field(default=None, repr=False)    # (1, T)
     _offsets: torch.Tensor | None = field(default=None, repr=False)
     _float: torch.Tensor | None = field(default=None, repr=False)
+    _by_caption: dict[str, int] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -208,6 +209,16 @@ class CaptionedImages(torch.utils.data.Dataset):
     def all_captions(self) -> list[str]:
         return [c for caps in self.captions for c in caps]
 
+    def index_of_caption(self, prompt: str) -> int:
+        """The index of the image that has ``prompt`` among its captions (case and spacing ignored), else -1.
+        With ``categories``, this is how a prompt's category is found (``categories[index]``)."""
+        if self._by_caption is None:
+            self._by_caption = {}
+            for i, caps in enumerate(self.captions):
+                for c in caps:
+                    self._by_caption.setdefault(_normalise_caption(c), i)
+        return self._by_caption.get(_normalise_caption(prompt), -1)
+
     def cache_embeddings(self, encoder: TextEncoder) -> "CaptionedImages":
         """Encode every caption once with the frozen encoder and keep the result (the encoder is not needed
         during training), together with the empty caption's, the "no prompt" of label dropout and guidance."""
@@ -223,6 +234,10 @@ class CaptionedImages(torch.utils.data.Dataset):
         lo, hi = int(self._offsets[i]), int(self._offsets[i + 1])
         j = lo + int(torch.randint(hi - lo, ()).item()) if hi - lo > 1 else lo
         return self._float[i], {"hidden": self.hidden[j], "mask": self.mask[j]}
+
+
+def _normalise_caption(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
 
 
 def _center_crop_resize(path: Path, size: int) -> np.ndarray:

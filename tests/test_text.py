@@ -262,11 +262,86 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     assert state["step"] == 3 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
 
 
-def test_class_sampling_command_explains_a_text_pipeline(text_pipe, tmp_path, capsys):
+@pytest.fixture
+def text_pipe16(minilm, tmp_path):
+    """A tiny text-to-image pipeline at the emoji judge's 16x16, saved as `train captions` saves one."""
+    from course_utils.models import TextConditionedUnet
+    from course_utils.pipelines import TextToImagePipeline
+    from course_utils.schedulers import make_noise_scheduler
+    torch.manual_seed(0)
+    unet = TextConditionedUnet(text_dim=384, sample_size=16, text_backend="minilm", text_max_length=16,
+                               **TINY_TEXT_UNET)
+    pipe = TextToImagePipeline(unet=unet, scheduler=make_noise_scheduler(prediction_type="v_prediction"))
+    pipe.save_pretrained(tmp_path / "p")
+    pipe.set_text_encoder(minilm)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, tmp_path / "p"
+
+
+def test_sample_prompts_then_evaluate_from_the_shell(text_pipe16, tmp_path, capsys):
     from course_utils.cli import main
-    text_pipe.save_pretrained(tmp_path / "p")
-    assert main(["sample", str(tmp_path / "p"), "--out", str(tmp_path / "s.npz")]) == 2
-    assert "text-to-image pipeline" in capsys.readouterr().err
+    from course_utils.pipelines import load_samples_npz
+    from course_utils.schedulers import make_sampler
+    pipe, path = text_pipe16
+    prompts = ["red apple", "slightly smiling face", "a purple cow on the moon"]  # train, held-out, not an emoji
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(path), *[a for p in prompts for a in ("--prompt", p)], "--per-class", "2",
+                 "--steps", "2", "--guidance-scale", "2.5", "--out", str(out)]) == 0
+    images, labels, meta = load_samples_npz(out)
+    assert images.shape == (6, 3, 16, 16) and labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert meta["prompts"].tolist() == prompts and meta["guidance_scale"] == 2.5 and meta["sampler"] == "dpm"
+    pipe.scheduler = make_sampler("dpm", pipe.scheduler)  # what `sample` draws is what the pipeline draws
+    direct = pipe([p for p in prompts for _ in range(2)], guidance_scale=2.5, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0), output_type="pt").images
+    torch.testing.assert_close(images, direct, rtol=0, atol=1e-5)
+
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr()
+    report = json.loads(printed.out[printed.out.index("{"):])
+    assert report["samples"] == "text-to-image" and report["num_samples"] == 6 and report["guidance_scale"] == 2.5
+    assert report["judge"] == "twemoji16" and report["judge_test_accuracy"] > 0.5
+    assert report["unknown_prompts"] == prompts[2:] and report["held_out_prompts"] == prompts[1:2]
+    assert report["category_measured_on"] == 4 and report["fidelity_measured_on"] == 2
+    assert 0 <= report["category_accuracy"] <= 1 and 0 <= report["prompt_top1"] <= report["prompt_top5"] <= 1
+    assert [r["category"] for r in report["per_prompt"]] == ["Food & Drink", "Smileys & Emotion", None]
+    assert "is not an emoji name" in printed.err and "'a purple cow on the moon'" in printed.err
+
+
+def test_evaluate_a_prompts_file_without_emoji_names_measures_nothing_and_says_why(tmp_path):
+    from course_utils.pipelines import save_samples_npz
+    from course_utils.tasks import evaluate_file
+    path = save_samples_npz(tmp_path / "coco.npz", torch.rand(2, 3, 16, 16), torch.zeros(2), dataset="coco16",
+                            prompts=["a man riding a horse on a beach"], guidance_scale=3.0)
+    report = evaluate_file(path)
+    assert report["num_samples"] == 2 and report["dataset"] == "coco16" and "category_accuracy" not in report
+    assert "the prompt is not an emoji name" in report["note"] and "not measured" in report["note"]
+
+
+def test_sample_explains_which_pipeline_takes_prompts(text_pipe16, tmp_path, capsys):
+    from course_fixtures import TINY_UNET
+
+    from course_utils.cli import main
+    from course_utils.models import ClassConditionedUnet
+    from course_utils.pipelines import ConditionalDDPMPipeline
+    from course_utils.schedulers import make_noise_scheduler
+    _, text_path = text_pipe16
+    out = str(tmp_path / "s.npz")
+    assert main(["sample", str(text_path), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "text-to-image pipeline" in err and '--prompt "red apple"' in err
+    assert main(["sample", str(text_path), "--prompt", "red apple", "--guidance-scale", "-1", "--out", out]) == 2
+    assert "guidance_scale must be >= 0" in capsys.readouterr().err
+
+    labels_path = tmp_path / "labels"
+    ConditionalDDPMPipeline(unet=ClassConditionedUnet(num_classes=10, sample_size=8, in_channels=1, **TINY_UNET),
+                            scheduler=make_noise_scheduler()).save_pretrained(labels_path)
+    assert main(["sample", str(labels_path), "--prompt", "red apple", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "class-conditioned pipeline" in err and "not --prompt" in err and "10 classes" in err
+    assert main(["sample", str(labels_path), "--guidance-scale", "3", "--out", out]) == 2
+    assert "--guidance-scale is for text-to-image pipelines" in capsys.readouterr().err
+    assert not (tmp_path / "s.npz").exists()
 
 
 def test_cached_embeddings_include_the_empty_caption(minilm):
