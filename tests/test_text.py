@@ -262,6 +262,27 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     assert state["step"] == 3 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
 
 
+def test_train_captions_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):
+    """Lesson 1's resume, for the captions job: a longer second run continues the first one's steps and losses."""
+    import course_utils.text
+    from course_utils.tasks import train_captions
+    from course_utils.training import list_checkpoints
+    full = load_emoji_captions(16, "train", verbose=False)
+    few = CaptionedImages(full.images[:96], full.captions[:96], full.source, full.name, full.categories[:96])
+    monkeypatch.setattr(course_utils.text, "load_emoji_captions", lambda *a, **k: few)  # encode 96 captions, not 753
+    run, every = tmp_path / "run", {"checkpoint_every": 2}
+    first = train_captions("smoke", run, progress=False, evaluate=False, overrides={"max_steps": 4, **every})
+    ckpts = list_checkpoints(run / "checkpoints")
+    assert first["steps"] == 4 and [c.name for c in ckpts] == ["step-0000002", "step-0000004"]
+    before = json.loads((ckpts[-1] / "trainer_state.json").read_text())
+    capsys.readouterr()
+    second = train_captions("smoke", run, progress=False, evaluate=False, overrides={"max_steps": 6, **every})
+    assert "resumed from step-0000004 at step 4" in capsys.readouterr().out
+    after = json.loads((list_checkpoints(run / "checkpoints")[-1] / "trainer_state.json").read_text())
+    assert second["steps"] == after["step"] == 6 and second["train_seconds"] >= first["train_seconds"]
+    assert len(after["losses"]) == 6 and after["losses"][:4] == before["losses"]  # extended, not restarted
+
+
 @pytest.fixture
 def text_pipe16(minilm, tmp_path):
     """A tiny text-to-image pipeline at the emoji judge's 16x16, saved as `train captions` saves one."""
