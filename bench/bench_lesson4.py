@@ -4,6 +4,7 @@
   python bench/bench_lesson4.py recipe       # train emoji32 on the cpu config, judge EMA and raw weights (~12 min)
   python bench/bench_lesson4.py guidance     # the exercise: label dropout, class accuracy per guidance scale
   python bench/bench_lesson4.py recipe --task emoji32 --preset gpu    # the same on a GPU
+  python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
@@ -33,24 +34,27 @@ LAYOUTS = {
 }
 
 
-def throughput(task: str, preset: str, rounds: int) -> dict:
-    """Milliseconds per training step (forward, backward, AdamW) of each layout, fp32 and bf16 interleaved."""
+def throughput(task: str, preset: str, rounds: int, layouts: bool = True) -> dict:
+    """Milliseconds per training step (forward, backward, AdamW) of each layout (or only the config's own model),
+    fp32 and bf16 (and fp16 on CUDA) interleaved. With ``--preset gpu`` this gives the expected time of a run."""
     cfg = load_config(task, preset)
     data = scratch_dataset(cfg, "train", verbose=False)
     batch = cfg["train"]["batch_size"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    x0 = torch.stack([data[i][0] for i in range(batch)]).to(device)
-    labels = data.labels[:batch].to(device)
+    idx = [i % len(data) for i in range(batch)]  # offline stand-ins can be smaller than a batch: only shapes matter
+    x0 = torch.stack([data[i][0] for i in idx]).to(device)
+    labels = data.labels[idx].to(device)
     ddpm = CosineDDPM(prediction_type=cfg["prediction_type"])
     out = {}
-    for name, layout in LAYOUTS.items():
+    for name, layout in (LAYOUTS if layouts else {f"{task} {preset} config": {}}).items():
         torch.manual_seed(0)
         model = build_scratch_unet(data, {**cfg["model"], **layout}).to(device)
         times = time_mixed_precision(model, ddpm, x0, labels, repeats=rounds, dtypes=autocast_dtypes(device))
         out[name] = {"parameters": count_parameters(model),
                      **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
                      "images_per_s_fp32": round(batch / times["fp32"], 1),
-                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2)}
+                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2),
+                     "minutes_for_the_config_steps_fp32": round(cfg["train"].get("max_steps", 0) * times["fp32"] / 60, 1)}
         print(name, out[name], flush=True)
     return out
 
@@ -95,11 +99,12 @@ def main():
     p.add_argument("--preset", default="cpu")
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--config-only", action="store_true", help="throughput: only the config's own model")
     p.add_argument("--out", default=None, help="recipe: output folder (default runs/bench-TASK-PRESET)")
     args = p.parse_args()
     announce("bench_lesson4.py")
     if args.part == "throughput":
-        result = throughput(args.task, args.preset, args.rounds)
+        result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only)
     elif args.part == "recipe":
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
     else:

@@ -18,15 +18,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lesson's model on a preset and write samples and metrics")
-    t.add_argument("task", choices=["mnist", "fashion_mnist", "sprites", "captions"],
-                   help="what to train (lesson 1: mnist, fashion_mnist; lesson 2: sprites; lesson 3: captions)")
+    t.add_argument("task", choices=["mnist", "fashion_mnist", "sprites", "captions", "emoji32", "cifar10", "celeba"],
+                   help="what to train (lesson 1: mnist, fashion_mnist; lesson 2: sprites; lesson 3: captions; "
+                        "lesson 4, the UNet from scratch: emoji32, cifar10, celeba)")
     t.add_argument("--preset", choices=PRESET_NAMES, default=None,
                    help="smoke | cpu | gpu (default: $COURSE_PRESET, else gpu with CUDA, else cpu)")
     t.add_argument("--out", required=True, help="output folder (checkpoints, pipeline/, samples.png, metrics.json)")
     t.add_argument("--source", choices=["auto", "torchvision", "files", "offline"], default="auto",
                    help="where the data comes from (auto: the real data if possible, else the packaged copy)")
     t.add_argument("--data", help="sprites: folder holding sprites_1788_16x16.npy and sprite_labels_nc_1788_16x16.npy "
-                                  "(default: $COURSE_SPRITES_DIR or data/sprites, else Twemoji offline)")
+                                  "(default: $COURSE_SPRITES_DIR or data/sprites, else Twemoji offline); "
+                                  "celeba: folder with img_align_celeba/ and list_attr_celeba.txt; "
+                                  "cifar10: folder holding cifar-10-batches-py/")
+    t.add_argument("--config", help="lesson 4: a YAML config (default: course_utils/configs/TASK.yaml; copy it to edit)")
     t.add_argument("--coco", help="captions: COCO 2017 root (annotations/captions_train2017.json, train2017/)")
     t.add_argument("--text-encoder", choices=["auto", "clip", "minilm"], help="captions: text encoder back-end")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
@@ -53,12 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="class accuracy and classifier FID of a samples file; for a file drawn "
                                         "for prompts, category accuracy and prompt fidelity")
     e.add_argument("file", help="FILE.npz written by `sample`")
-    e.add_argument("--dataset", help="mnist, fashion_mnist, twemoji16 or sprites (default: read from the file)")
+    e.add_argument("--dataset", help="mnist, fashion_mnist, twemoji16, sprites, twemoji32 or cifar10 (default: read from the file)")
     e.add_argument("--source", choices=["auto", "torchvision", "files", "offline"], default="auto")
     e.add_argument("--data", help="sprites: folder of the real sprite files")
 
     j = sub.add_parser("judge", help="train (or load) and report the judge classifier of a data set")
-    j.add_argument("dataset", choices=["mnist", "fashion_mnist", "twemoji16", "sprites"])
+    j.add_argument("dataset", choices=["mnist", "fashion_mnist", "twemoji16", "sprites", "twemoji32", "cifar10"])
     j.add_argument("--data", help="sprites: folder of the real sprite files")
     j.add_argument("--epochs", type=int, default=3)
     return p
@@ -71,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             from .tasks import train_class_conditioned
             overrides = {k: v for k, v in (("max_steps", args.max_steps), ("time_limit_s", args.time_limit),
                                            ("checkpoint_every", args.checkpoint_every)) if v is not None}
-            if args.task == "captions":
+            if args.task in ("emoji32", "cifar10", "celeba"):
+                from .scratch_tasks import train_scratch
+                metrics = train_scratch(args.task, args.preset, args.out, config=args.config, source=args.source,
+                                        data_path=args.data, resume=not args.no_resume, overrides=overrides,
+                                        evaluate=not args.no_eval)
+            elif args.config:
+                raise ValueError("--config is for lesson 4's tasks (emoji32, cifar10, celeba); lessons 1-3 use presets")
+            elif args.task == "captions":
                 from .tasks import train_captions
                 metrics = train_captions(args.preset, args.out, coco=args.coco, backend=args.text_encoder,
                                          resume=not args.no_resume, overrides=overrides, evaluate=not args.no_eval)

@@ -229,7 +229,8 @@ class ScratchUNet(ModelMixin, ConfigMixin):
     strided-convolution :class:`Downsample`. The bottleneck is ResBlock -> SelfAttention -> CrossAttention to
     the :class:`LabelTokens` -> ResBlock. The up path mirrors it, concatenating the skip connections and
     upsampling by nearest neighbour + convolution. Labels are integers (one-hot) or ``(B, num_labels)``
-    multi-hot vectors.
+    multi-hot vectors. With ``labels_in_film`` the label vector also goes, through one linear layer, into the
+    shared time vector (as ADM does with classes), so that every block's FiLM is label-aware.
     Introduced in lesson 4.
     """
 
@@ -247,6 +248,7 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         label_dim: int = 64,
         dropout: float = 0.0,
         label_names: list[str] | None = None,
+        labels_in_film: bool = False,
     ):
         super().__init__()
         depth = len(channels) - 1
@@ -258,6 +260,8 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         emb_dim = 4 * channels[0]
         self.time_embedding = TimeEmbedding(channels[0], emb_dim)
         self.label_tokens = LabelTokens(num_labels, label_dim)
+        # optional second path for the label: added to the time vector, so every block's FiLM also knows it
+        self.label_embedding = nn.Linear(num_labels, emb_dim) if labels_in_film else None
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -303,6 +307,8 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(b)
         y = label_vectors(labels, cfg.num_labels, b).to(sample.device)
         emb = self.time_embedding(t)
+        if self.label_embedding is not None:
+            emb = emb + self.label_embedding(y.to(emb.dtype))
         tokens = self.label_tokens(y)
 
         h = self.conv_in(sample)

@@ -28,14 +28,17 @@ CROSS_ATTENTION_TASKS = ("sprites",)  # lesson 2: labels reach the UNet through 
 
 
 def train_config_from_preset(preset: dict, dataset_size: int) -> TrainConfig:
-    """Turn a preset's ``train`` section (which may give ``epochs``) into a :class:`TrainConfig`.
+    """Turn a preset's ``train`` section (which may give ``epochs``, and ``min_steps`` for a small data set such as
+    the offline Twemoji stand-in) into a :class:`TrainConfig`.
 
     Introduced in lesson 1.
     """
     kw = dict(preset["train"])
+    min_steps = kw.pop("min_steps", 0)
     if "epochs" in kw:
         kw["max_steps"] = steps_for_epochs(kw.pop("epochs"), dataset_size, kw.get("batch_size", 128),
                                            kw.get("grad_accum_steps", 1))
+    kw["max_steps"] = max(kw.get("max_steps", TrainConfig.max_steps), min_steps)  # a small data set: more epochs
     return TrainConfig(**kw)
 
 

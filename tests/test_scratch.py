@@ -252,3 +252,12 @@ def test_train_scratch_smoke_writes_pipeline_gif_and_resumes(tmp_path):
     second = train_scratch("emoji32", "smoke", out, evaluate=False, progress=False, overrides={"max_steps": 4})
     assert second["steps"] == 4 and len(json.loads((out / "losses.json").read_text())) == 4  # resumed, not restarted
     assert load_pipeline(out, expected_model="ScratchUNet").num_classes == 5
+
+
+def test_labels_in_film_adds_the_label_to_the_time_vector():
+    model = tiny_unet(labels_in_film=True)
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([300, 300])
+    with torch.no_grad():  # silence the cross-attention path: any label effect left comes through FiLM
+        model.label_tokens.present.zero_()
+        model.label_tokens.absent.zero_()
+    assert not torch.allclose(model(x, t, torch.tensor([1, 1])), model(x, t, torch.tensor([3, 3])))
