@@ -29,12 +29,13 @@ from course_utils.training import autocast_dtypes, time_mixed_precision  # noqa:
 LAYOUTS = {
     "32-64-128, 1 block, attention 16": dict(channels=(32, 64, 128), num_res_blocks=1, attention_resolutions=(16,)),
     "32-64-128, 1 block, bottleneck only": dict(channels=(32, 64, 128), num_res_blocks=1, attention_resolutions=()),
-    "32-64-64, 1 block, attention 16": dict(channels=(32, 64, 64), num_res_blocks=1, attention_resolutions=(16,)),
+    "16-32-64-128, 1 block, attention 8 (cpu config)": dict(channels=(16, 32, 64, 128), num_res_blocks=1,
+                                                            attention_resolutions=(8,)),
     "64-128-256, 2 blocks (gpu config)": dict(channels=(64, 128, 256), num_res_blocks=2, attention_resolutions=(16,)),
 }
 
 
-def throughput(task: str, preset: str, rounds: int, layouts: bool = True) -> dict:
+def throughput(task: str, preset: str, rounds: int, layouts: bool = True, fp32_only: bool = False) -> dict:
     """Milliseconds per training step (forward, backward, AdamW) of each layout (or only the config's own model),
     fp32 and bf16 (and fp16 on CUDA) interleaved. With ``--preset gpu`` this gives the expected time of a run."""
     cfg = load_config(task, preset)
@@ -49,11 +50,12 @@ def throughput(task: str, preset: str, rounds: int, layouts: bool = True) -> dic
     for name, layout in (LAYOUTS if layouts else {f"{task} {preset} config": {}}).items():
         torch.manual_seed(0)
         model = build_scratch_unet(data, {**cfg["model"], **layout}).to(device)
-        times = time_mixed_precision(model, ddpm, x0, labels, repeats=rounds, dtypes=autocast_dtypes(device))
+        dtypes = {"fp32": None} if fp32_only else autocast_dtypes(device)
+        times = time_mixed_precision(model, ddpm, x0, labels, repeats=rounds, dtypes=dtypes)
         out[name] = {"parameters": count_parameters(model),
                      **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
                      "images_per_s_fp32": round(batch / times["fp32"], 1),
-                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2),
+                     "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2) if "bf16" in times else None,
                      "minutes_for_the_config_steps_fp32": round(cfg["train"].get("max_steps", 0) * times["fp32"] / 60, 1)}
         print(name, out[name], flush=True)
     return out
@@ -100,11 +102,12 @@ def main():
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--config-only", action="store_true", help="throughput: only the config's own model")
+    p.add_argument("--fp32-only", action="store_true", help="throughput: skip the (slow on CPU) autocast variants")
     p.add_argument("--out", default=None, help="recipe: output folder (default runs/bench-TASK-PRESET)")
     args = p.parse_args()
     announce("bench_lesson4.py")
     if args.part == "throughput":
-        result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only)
+        result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only, fp32_only=args.fp32_only)
     elif args.part == "recipe":
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
     else:
