@@ -86,3 +86,29 @@ def test_train_sprites_from_real_files(tmp_path, monkeypatch):
     assert metrics["dataset"] == "sprites" and metrics["num_train"] == 70 and metrics["data_source"].startswith("files")
     assert main(["train", "sprites", "--preset", "smoke", "--out", str(tmp_path / "r2"),
                  "--data", str(tmp_path / "nowhere")]) == 2
+
+
+def test_train_sample_evaluate_emoji32_with_a_config_file(tmp_path, capsys):
+    """Lesson 4 from the shell: the YAML config (an edited copy), EMA and raw weights judged, sample, evaluate."""
+    from course_utils.presets import config_path
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(config_path("emoji32").read_text().replace("max_steps: 6,", "max_steps: 3,"))
+    run = tmp_path / "emoji32"
+    assert main(["train", "emoji32", "--preset", "smoke", "--config", str(mine), "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["config"] == str(mine)
+    assert {"ema", "raw"} <= set(metrics) and metrics["ema"]["num_samples"] == 20
+    assert (run / "denoising.gif").exists()
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(run), "--per-class", "1", "--steps", "2", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["images"].shape == (5, 3, 32, 32) and str(f["dataset"]) == "twemoji32"
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["num_samples"] == 5
+
+
+def test_config_is_refused_outside_lesson_4(tmp_path, capsys):
+    assert main(["train", "mnist", "--preset", "smoke", "--config", "x.yaml", "--out", str(tmp_path / "m")]) == 2
+    assert "lesson 4" in capsys.readouterr().err
