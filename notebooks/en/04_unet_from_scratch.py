@@ -103,7 +103,7 @@ plt.show()
 # The network must know how noisy its input is. The timestep $t$ becomes
 # $[\sin(t\,\omega_0), \dots, \sin(t\,\omega_{d/2-1}), \cos(t\,\omega_0), \dots]$ with
 # $\omega_i = 10000^{-i/(d/2)}$: fast-turning dimensions tell neighbouring steps apart, slow ones say roughly
-# where in the process we are. Each row of the picture is one timestep.
+# where in the process we are. Each column of the picture is one timestep.
 
 # %%
 print(inspect.getsource(scratch.sinusoidal_embedding).split('"""')[-1])
@@ -276,8 +276,8 @@ plt.show()
 # The saved pipeline uses diffusers' `DDPMScheduler`, which the tests prove equal to our `CosineDDPM`. Both
 # weight sets sample the same labels from the same noise; a classifier trained on the real images (the
 # "judge") says how often the sample is the requested class, and the distance between the feature
-# statistics of samples and real images gives a classifier FID (lower is better; real against real in the
-# last column).
+# statistics of samples and real images gives a classifier FID (lower is better; real against real in
+# brackets).
 
 # %%
 s = cfg["sample"]
