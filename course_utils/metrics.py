@@ -260,7 +260,13 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
                 print(f"[judge] {dataset_name}: loaded from {d} (test accuracy {info['test_accuracy']:.2%})",
                       file=sys.stderr)
             return judge, info
+    from .data import DatasetUnavailableError
     train = load_dataset(dataset_name, "train", source=source, verbose=verbose, path=path)
+    if train.smoke_only:  # a judge of 20 images would be cached and later trusted on real samples
+        raise DatasetUnavailableError(
+            f"no {dataset_name} judge can be trained on {train.source}: class accuracy and classifier FID need the "
+            f"real training data. Pass its folder (--data DIR) or let torchvision download it, then run "
+            f"`python -m course_utils judge {dataset_name}`.")
     test = load_dataset(dataset_name, "test", source=source, verbose=verbose, path=path)
     rgb = train.image_shape[0] == 3  # emoji and sprites: few images, and a mirrored one is the same class
     start = time.perf_counter()

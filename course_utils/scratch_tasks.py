@@ -72,13 +72,15 @@ def is_multi_hot(train_set: ImageDataset) -> bool:
 
 
 def evaluate_weights(models: dict[str, torch.nn.Module], noise_scheduler, judge_name: str, sampler: str, steps: int,
-                     per_class: int, seed: int = 0, source: str = "auto") -> dict[str, dict]:
+                     per_class: int, seed: int = 0, source: str = "auto",
+                     data_path: str | Path | None = None) -> dict[str, dict]:
     """Class accuracy and classifier FID of each model (say EMA and raw weights) on the same labels and noise.
+    The judge and the real reference images come from the same data as training (``data_path``, ``source``).
 
     Introduced in lesson 4.
     """
-    judge, info = load_or_train_judge(judge_name, source=source)
-    reference = reference_images(judge_name, source=source)
+    judge, info = load_or_train_judge(judge_name, source=source, path=data_path)
+    reference = reference_images(judge_name, source=source, data_path=data_path)
     labels = labels_per_class(judge.config.num_classes, per_class)
     out = {}
     for name, model in models.items():
@@ -135,9 +137,9 @@ def train_scratch(task: str = "emoji32", preset: str | None = None, out_dir: str
     save_images(images, out_dir / "samples.png", nrow=per_row)
     save_gif([f[::per_row] for f in frames], out_dir / "denoising.gif", nrow=len(frames[0][::per_row]))
     judge = cfg.get("judge")
-    if evaluate and judge and not multi_hot:
+    if evaluate and judge and not multi_hot and not train_set.smoke_only:
         reports = evaluate_weights({"ema": result.model, "raw": result.raw_model}, scheduler, judge, s["sampler"],
-                                   s["steps"], cfg["eval_per_class"], source=source)
+                                   s["steps"], cfg["eval_per_class"], source=source, data_path=data_path)
         for name, report in reports.items():
             report.pop("images")
             metrics[name] = report
@@ -145,7 +147,8 @@ def train_scratch(task: str = "emoji32", preset: str | None = None, out_dir: str
         metrics.update({"sampler": s["sampler"], "sampling_steps": s["steps"], "model_evals_per_sample": s["steps"]})
     elif evaluate:
         metrics["evaluation"] = ("skipped: no judge for this data set" if not judge else
-                                 "skipped: a judge of classes cannot score multi-hot attributes")
+                                 "skipped: a judge of classes cannot score multi-hot attributes" if multi_hot else
+                                 f"skipped: trained on {train_set.source}; give the real data to be judged")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -195,14 +198,15 @@ def sample_guided(model, noise_scheduler, labels: torch.Tensor, guidance_scale: 
 
 
 def guidance_accuracy(model, noise_scheduler, judge_name: str, scales: list[float], per_class: int,
-                      steps: int = 25, sampler: str = "dpm", seed: int = 0) -> dict[float, float]:
+                      steps: int = 25, sampler: str = "dpm", seed: int = 0,
+                      data_path: str | Path | None = None) -> dict[float, float]:
     """Class accuracy (judged) of guided samples at each guidance scale, same labels and noise for each.
 
     Introduced in lesson 4.
     """
     from .metrics import class_accuracy
 
-    judge, _ = load_or_train_judge(judge_name)
+    judge, _ = load_or_train_judge(judge_name, path=data_path)
     labels = labels_per_class(judge.config.num_classes, per_class)
     return {s: class_accuracy(judge, to_unit_range(sample_guided(model, noise_scheduler, labels, s, steps, sampler,
                                                                  seed)), labels) for s in scales}

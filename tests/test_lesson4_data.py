@@ -208,3 +208,48 @@ def test_load_dataset_dispatches_lesson4_names(tmp_path):
         load_dataset("mnist", attributes=["Male"])
     with pytest.raises(ValueError, match="cifar10"):
         load_dataset("cifar100")
+
+
+# ---------------------------------------------------------------- the training job on each data set
+
+def test_train_cifar10_from_its_folder_judges_with_that_folder(tmp_path, monkeypatch):
+    """`train cifar10 --data DIR`: trained on DIR's batches, and the judge and the FID reference are asked of DIR
+    too (not of a download that fails offline and would fall back to 20 images)."""
+    from course_utils import scratch_tasks
+    write_cifar10_batches(tmp_path / "cifar", per_batch=8)
+    asked = {}
+
+    def judged(models, *args, data_path=None, **kwargs):
+        asked["data_path"] = data_path
+        return {name: {"class_accuracy": 0.5, "images": torch.zeros(1)} for name in models}
+
+    monkeypatch.setattr(scratch_tasks, "evaluate_weights", judged)
+    metrics = scratch_tasks.train_scratch("cifar10", "smoke", tmp_path / "run", data_path=tmp_path / "cifar",
+                                          progress=False)
+    assert metrics["num_train"] == 40 and metrics["data_source"].startswith("torchvision files")
+    assert asked["data_path"] == tmp_path / "cifar" and metrics["ema"]["class_accuracy"] == 0.5
+
+
+def test_offline_cifar10_trains_but_no_judge_is_made_from_20_images(tmp_path):
+    """foolbox's 20 images run every code path; no judge is trained or cached on them, and the run says why."""
+    from course_utils.metrics import judge_dirs, load_or_train_judge
+    from course_utils.scratch_tasks import train_scratch
+    metrics = train_scratch("cifar10", "smoke", tmp_path / "run", progress=False)  # evaluate=True by default
+    assert metrics["steps"] == 4 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+    assert "ema" not in metrics and "smoke runs only" in metrics["evaluation"]
+    with pytest.raises(DatasetUnavailableError, match="real training data.*--data DIR"):
+        load_or_train_judge("cifar10", verbose=False)
+    assert not judge_dirs("cifar10")[0].exists(), "nothing cached that a later real run would trust"
+
+
+def test_train_celeba_from_its_folder_conditions_on_the_chosen_attributes(tmp_path):
+    from course_utils.pipelines import load_pipeline
+    from course_utils.scratch_tasks import train_scratch
+    write_celeba_folder(tmp_path / "celeba", partition=(0,) * 6)
+    metrics = train_scratch("celeba", "smoke", tmp_path / "run", data_path=tmp_path / "celeba", progress=False,
+                            overrides={"batch_size": 4, "max_steps": 2})
+    assert metrics["steps"] == 2 and metrics["num_train"] == 6 and metrics["data_source"].startswith("files:")
+    assert metrics["evaluation"] == "skipped: no judge for this data set"
+    unet = load_pipeline(tmp_path / "run", expected_model="ScratchUNet").unet
+    assert unet.config.label_names == ["Male", "Smiling", "Eyeglasses", "Blond_Hair", "Young"]  # celeba.yaml
+    assert unet.config.sample_size == 32  # the smoke preset's image_size
