@@ -250,7 +250,7 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
 
     Introduced in lesson 1.
     """
-    from .data import load_dataset
+    from .data import DatasetUnavailableError, load_dataset
     for d in judge_dirs(dataset_name):
         if (d / "judge_info.json").exists():
             judge = JudgeClassifier.from_pretrained(d)
@@ -260,7 +260,6 @@ def load_or_train_judge(dataset_name: str, epochs: int = 3, progress: bool = Tru
                 print(f"[judge] {dataset_name}: loaded from {d} (test accuracy {info['test_accuracy']:.2%})",
                       file=sys.stderr)
             return judge, info
-    from .data import DatasetUnavailableError
     train = load_dataset(dataset_name, "train", source=source, verbose=verbose, path=path)
     if train.smoke_only:  # a judge of 20 images would be cached and later trusted on real samples
         raise DatasetUnavailableError(
