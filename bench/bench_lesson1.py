@@ -10,38 +10,16 @@ Timings on a shared machine drift: variants are interleaved in one process and m
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_utils.models import ClassConditionedUnet, count_parameters  # noqa: E402
-from course_utils.presets import get_preset  # noqa: E402
+import course_utils as cu
+from course_utils.models import ClassConditionedUnet, count_parameters
 
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads"
-
-
-def announce(script: str) -> None:
-    """Print the machine and the command, so every figure printed after them says where it came from."""
-    print(f"machine: {machine()}")
-    print(f"command: python bench/{script} {' '.join(sys.argv[1:])}")
-
-
-def report(lesson: str, part: str, result: dict) -> None:
-    """Print a bench's figures as JSON and keep them in runs/bench-LESSON-PART.json."""
-    result = {"machine": machine(), "part": part, "result": result}
-    print(json.dumps(result, indent=2))
-    Path("runs").mkdir(exist_ok=True)
-    Path(f"runs/bench-{lesson}-{part}.json").write_text(json.dumps(result, indent=2))
+from common import announce, report
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -63,8 +41,8 @@ def time_steps(variants: dict, batch: int, rounds: int) -> dict:
 
 
 def throughput(rounds: int) -> dict:
-    seed = get_preset("mnist", "gpu")["model"]
-    cpu = get_preset("mnist", "cpu")
+    seed = cu.load_config("mnist", "gpu")["model"]
+    cpu = cu.load_config("mnist", "cpu")
     variants = {
         "seed recipe model, batch 128, fp32": (ClassConditionedUnet(**seed), None),
         "cpu preset model, fp32": (ClassConditionedUnet(**cpu["model"]), None),
@@ -82,24 +60,22 @@ def throughput(rounds: int) -> dict:
 
 
 def recipe(out_dir: Path) -> dict:
-    from course_utils.tasks import train_class_conditioned
     start = time.perf_counter()
-    metrics = train_class_conditioned("mnist", "cpu", out_dir, resume=False, progress=False)
+    metrics = cu.train("mnist", "cpu", out_dir, resume=False, progress=False)
     metrics["wall_seconds_total"] = round(time.perf_counter() - start, 1)
     return metrics
 
 
 def samplers(checkpoint: Path, per_class: int) -> dict:
-    from course_utils.pipelines import load_pipeline
-    from course_utils.tasks import evaluate_pipeline
-    pipe = load_pipeline(checkpoint)
+    pipe = cu.load_pipeline(checkpoint)
     out = {}
-    for name, steps in get_preset("mnist", "cpu")["compare_samplers"]:
-        report, _, labels, seconds = evaluate_pipeline(pipe.unet, pipe.scheduler, "mnist", name, steps, per_class)
-        out[f"{name} {steps} steps"] = {"class_accuracy": round(report.class_accuracy, 4), "fid": round(report.fid, 2),
-                                        "fid_real_vs_real": round(report.fid_real_vs_real, 2),
+    for name, steps in cu.load_config("mnist", "cpu")["compare_samplers"]:
+        ev = cu.evaluate_model(pipe.unet, pipe.scheduler, "mnist", name, steps, per_class)
+        out[f"{name} {steps} steps"] = {"class_accuracy": round(ev.report.class_accuracy, 4),
+                                        "fid": round(ev.report.fid, 2),
+                                        "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
                                         "model_evals_per_sample": steps,
-                                        "ms_per_sample": round(seconds / len(labels) * 1000, 1)}
+                                        "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
     return out
 
 
@@ -120,19 +96,12 @@ ABLATION = {
 
 def ablation(budget_s: float, per_class: int) -> dict:
     """Train each variant for the same wall-clock budget, then judge DPM-Solver++ 20-step samples."""
-    from course_utils.data import load_dataset, to_unit_range
-    from course_utils.metrics import evaluate_samples, load_or_train_judge
-    from course_utils.sampling import labels_per_class, sample_images
-    from course_utils.schedulers import make_noise_scheduler
-    from course_utils.tasks import train_config_from_preset
-    from course_utils.training import train_diffusion
-
-    train_set = load_dataset("mnist", "train", verbose=False)
-    test_set = load_dataset("mnist", "test", verbose=False)
-    judge, info = load_or_train_judge("mnist", verbose=False)
+    train_set = cu.load_dataset("mnist", "train", verbose=False)
+    test_set = cu.load_dataset("mnist", "test", verbose=False)
+    judge, info = cu.load_or_train_judge("mnist", verbose=False)
     out = {}
     for name, change in ABLATION.items():
-        preset = get_preset("mnist", "cpu")
+        preset = cu.load_config("mnist", "cpu")
         preset["model"].update(change.get("model", {}))
         preset["train"].update(change.get("train", {}))
         # cosine decay over what the budget allows (about 1500 steps of the thin UNet in 540 s here)
@@ -140,15 +109,15 @@ def ablation(budget_s: float, per_class: int) -> dict:
                                max_steps=int(preset["train"]["max_steps"] * budget_s / 540))
         torch.manual_seed(0)
         model = ClassConditionedUnet(**preset["model"])
-        sched = make_noise_scheduler(prediction_type=change.get("prediction_type", preset["prediction_type"]))
-        res = train_diffusion(model, sched, train_set, train_config_from_preset(preset, len(train_set)),
-                              progress=False)
-        labels = labels_per_class(10, per_class)
-        images = to_unit_range(sample_images(res.model, sched, labels, 20, "dpm", seed=1))
-        report = evaluate_samples(judge, images, labels, test_set.images, info["test_accuracy"])
+        sched = cu.make_noise_scheduler(prediction_type=change.get("prediction_type", preset["prediction_type"]))
+        res = cu.train_diffusion(model, sched, train_set, cu.TrainConfig.from_config(preset, len(train_set)),
+                                 progress=False)
+        labels = cu.labels_per_class(10, per_class)
+        images = cu.to_unit_range(cu.sample_images(res.model, sched, labels, 20, "dpm", seed=1))
+        quality = cu.evaluate_samples(judge, images, labels, test_set.images, info["test_accuracy"])
         out[name] = {"steps": res.step, "train_seconds": round(res.train_seconds),
-                     "class_accuracy": round(report.class_accuracy, 3), "fid": round(report.fid, 2),
-                     "fid_real_vs_real": round(report.fid_real_vs_real, 2)}
+                     "class_accuracy": round(quality.class_accuracy, 3), "fid": round(quality.fid, 2),
+                     "fid_real_vs_real": round(quality.fid_real_vs_real, 2)}
         print(name, out[name], flush=True)
     return out
 

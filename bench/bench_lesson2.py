@@ -11,36 +11,34 @@ Timings on a shared machine drift: variants are interleaved in one process and m
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_lesson1 import announce, report  # noqa: E402
-from course_utils.data import load_dataset  # noqa: E402
-from course_utils.models import count_parameters  # noqa: E402
-from course_utils.presets import get_preset  # noqa: E402
-from course_utils.schedulers import make_noise_scheduler  # noqa: E402
-from course_utils.tasks import build_model  # noqa: E402
-from course_utils.training import time_mixed_precision  # noqa: E402
+import course_utils as cu
+from course_utils.data import load_dataset
+from course_utils.jobs import build_model
+from course_utils.models import count_parameters
+from course_utils.schedulers import make_noise_scheduler
+from course_utils.training import time_mixed_precision
+
+from common import announce, report
 
 
 def throughput(rounds: int, batch: int = 64) -> dict:
     """Milliseconds per training step of the cpu preset's two models, in fp32 and under bf16 autocast."""
-    preset = get_preset("sprites", "cpu")
+    preset = cu.load_config("sprites", "cpu")
     data = load_dataset("sprites", "train", verbose=False)
     x0 = torch.stack([data[i][0] for i in range(batch)])
     sched = make_noise_scheduler(prediction_type=preset["prediction_type"])
     out = {}
-    for name, conditioning, labels, model_cfg in (
-            ("concatenation", "concatenation", data.class_indices[:batch], preset["concat_model"]),
-            ("cross-attention", "cross_attention", data.labels[:batch], preset["model"])):
+    for name, model_class, labels, model_cfg in (
+            ("concatenation", "ClassConditionedUnet", data.class_indices[:batch], preset["concat_model"]),
+            ("cross-attention", "LabelConditionedUnet", data.labels[:batch], preset["model"])):
         torch.manual_seed(0)
-        model = build_model(conditioning, data if conditioning == "cross_attention" else data.with_class_indices(),
-                            model_cfg)
+        model = build_model({"model_class": model_class, "model": model_cfg},
+                            data if model_class == "LabelConditionedUnet" else data.with_class_indices())
         times = time_mixed_precision(model, sched, x0, labels, repeats=rounds)
         out[name] = {"parameters": count_parameters(model),
                      **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
@@ -51,17 +49,15 @@ def throughput(rounds: int, batch: int = 64) -> dict:
 
 
 def recipe(out_dir: Path) -> dict:
-    from course_utils.tasks import train_class_conditioned
     start = time.perf_counter()
-    metrics = train_class_conditioned("sprites", "cpu", out_dir, resume=False, progress=False)
+    metrics = cu.train("sprites", "cpu", out_dir, resume=False, progress=False)
     metrics["wall_seconds_total"] = round(time.perf_counter() - start, 1)
     metrics["accuracy_over_judge"] = round(metrics["class_accuracy"] / metrics["judge_test_accuracy"], 3)
     return metrics
 
 
 def compare(budget_s: float) -> dict:
-    from course_utils.tasks import compare_conditioning
-    return compare_conditioning("sprites", "cpu", budget_s=budget_s)
+    return cu.compare_conditioning("sprites", "cpu", budget_s=budget_s)
 
 
 _D, _XD, _U, _XU = "DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"
@@ -78,39 +74,34 @@ LAYOUTS = {
 def layout(budget_s: float, per_class: int) -> dict:
     """Train each layout for the same wall-clock budget (cosine decay over the steps its measured speed
     allows), then judge DDPM 25-step samples."""
-    from course_utils.tasks import evaluate_pipeline, train_config_from_preset
-    from course_utils.training import train_diffusion
     data = load_dataset("sprites", "train", verbose=False)
     x0 = torch.stack([data[i][0] for i in range(64)])
     out = {}
     for name, change in LAYOUTS.items():
-        preset = get_preset("sprites", "cpu")
+        preset = cu.load_config("sprites", "cpu")
         preset["model"].update(change)
         torch.manual_seed(0)
-        model = build_model("cross_attention", data, preset["model"])
+        model = build_model(preset, data)
         sched = make_noise_scheduler(prediction_type=preset["prediction_type"])
         step_s = time_mixed_precision(model, sched, x0, data.labels[:64], repeats=3, dtypes={"fp32": None})["fp32"]
         preset["train"].update(time_limit_s=budget_s, checkpoint_every=0, max_steps=int(budget_s / step_s))
-        res = train_diffusion(model, sched, data, train_config_from_preset(preset, len(data)), progress=False)
-        report, _, _, _ = evaluate_pipeline(res.model, sched, data.name, "ddpm", 25, per_class)
+        res = cu.train_diffusion(model, sched, data, cu.TrainConfig.from_config(preset, len(data)), progress=False)
+        quality = cu.evaluate_model(res.model, sched, data.name, "ddpm", 25, per_class).report
         out[name] = {"parameters": count_parameters(model), "images_per_s": round(64 / step_s, 1),
                      "steps": res.step, "train_seconds": round(res.train_seconds),
-                     "class_accuracy": round(report.class_accuracy, 3), "fid": round(report.fid, 2),
-                     "fid_real_vs_real": round(report.fid_real_vs_real, 2)}
+                     "class_accuracy": round(quality.class_accuracy, 3), "fid": round(quality.fid, 2),
+                     "fid_real_vs_real": round(quality.fid_real_vs_real, 2)}
         print(name, out[name], flush=True)
     return out
 
 
 def mix(checkpoint: Path, per_weight: int) -> dict:
-    from course_utils.metrics import load_or_train_judge
-    from course_utils.pipelines import load_pipeline
-    from course_utils.tasks import mixed_label_shares
-    pipe = load_pipeline(checkpoint, expected_model="UNet2DConditionModel")
-    judge, _ = load_or_train_judge("twemoji16", verbose=False)
+    pipe = cu.load_pipeline(checkpoint, expected_model="UNet2DConditionModel")
+    judge, _ = cu.load_or_train_judge("twemoji16", verbose=False)
     names = pipe.label_encoder.config.class_names
     out = {}
     for a, b in ((2, 1), (0, 4)):
-        shares, _ = mixed_label_shares(pipe.denoiser, pipe.scheduler, judge, a, b, per_weight=per_weight)
+        shares, _ = cu.mixed_label_shares(pipe.denoiser, pipe.scheduler, judge, a, b, per_weight=per_weight)
         out[f"{names[a]} -> {names[b]}"] = [{k: round(v, 3) for k, v in s.items()} for s in shares]
     return out
 

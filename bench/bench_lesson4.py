@@ -11,19 +11,18 @@ Timings on a shared machine drift: variants are interleaved in one process and m
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_lesson1 import announce, report  # noqa: E402
-from course_utils.models import count_parameters  # noqa: E402
-from course_utils.presets import load_config  # noqa: E402
-from course_utils.scratch import CosineDDPM  # noqa: E402
-from course_utils.scratch_tasks import build_scratch_unet, scratch_dataset  # noqa: E402
-from course_utils.training import autocast_dtypes, time_mixed_precision  # noqa: E402
+import course_utils as cu
+from course_utils.jobs import build_dataset, build_model
+from course_utils.models import count_parameters
+from course_utils.scratch import CosineDDPM
+from course_utils.training import autocast_dtypes, time_mixed_precision
+
+from common import announce, report
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -38,8 +37,8 @@ LAYOUTS = {
 def throughput(task: str, preset: str, rounds: int, layouts: bool = True, fp32_only: bool = False) -> dict:
     """Milliseconds per training step (forward, backward, AdamW) of each layout (or only the config's own model),
     fp32 and bf16 (and fp16 on CUDA) interleaved. With ``--preset gpu`` this gives the expected time of a run."""
-    cfg = load_config(task, preset)
-    data = scratch_dataset(cfg, "train", verbose=False)
+    cfg = cu.load_config(task, preset)
+    data = build_dataset(cfg, "train", verbose=False)
     batch = cfg["train"]["batch_size"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     idx = [i % len(data) for i in range(batch)]  # offline stand-ins can be smaller than a batch: only shapes matter
@@ -49,22 +48,22 @@ def throughput(task: str, preset: str, rounds: int, layouts: bool = True, fp32_o
     out = {}
     for name, layout in (LAYOUTS if layouts else {f"{task} {preset} config": {}}).items():
         torch.manual_seed(0)
-        model = build_scratch_unet(data, {**cfg["model"], **layout}).to(device)
+        model = build_model({**cfg, "model": {**cfg["model"], **layout}}, data).to(device)
         dtypes = {"fp32": None} if fp32_only else autocast_dtypes(device)
         times = time_mixed_precision(model, ddpm, x0, labels, repeats=rounds, dtypes=dtypes)
         out[name] = {"parameters": count_parameters(model),
                      **{f"ms_per_step_{k}": round(v * 1000, 1) for k, v in times.items()},
                      "images_per_s_fp32": round(batch / times["fp32"], 1),
                      "ratio_bf16_over_fp32": round(times["bf16"] / times["fp32"], 2) if "bf16" in times else None,
-                     "minutes_for_the_config_steps_fp32": round(cfg["train"].get("max_steps", 0) * times["fp32"] / 60, 1)}
+                     "minutes_for_the_config_steps_fp32":
+                         round(cfg["train"].get("max_steps", 0) * times["fp32"] / 60, 1)}
         print(name, out[name], flush=True)
     return out
 
 
 def recipe(task: str, preset: str, out_dir: Path, config: str | None) -> dict:
-    from course_utils.scratch_tasks import train_scratch
     start = time.perf_counter()
-    metrics = train_scratch(task, preset, out_dir, config=config, resume=False, progress=False)
+    metrics = cu.train(task, preset, out_dir, config=config, resume=False, progress=False)
     metrics["wall_seconds_total"] = round(time.perf_counter() - start, 1)
     if "class_accuracy" in metrics:
         metrics["accuracy_over_judge"] = round(metrics["class_accuracy"] / metrics["judge_test_accuracy"], 3)
@@ -73,20 +72,18 @@ def recipe(task: str, preset: str, out_dir: Path, config: str | None) -> dict:
 
 def guidance(task: str, preset: str) -> dict:
     """The exercise: the config's exercise run (label dropout), then class accuracy at each guidance scale."""
-    from course_utils.scratch_tasks import guidance_accuracy, section_train_config
-    from course_utils.training import train_diffusion
-    cfg = load_config(task, preset)
-    data = scratch_dataset(cfg, "train", verbose=False)
+    cfg = cu.load_config(task, preset)
+    data = build_dataset(cfg, "train", verbose=False)
     ddpm = CosineDDPM(prediction_type=cfg["prediction_type"])
     out = {}
     for drop in (0.0, cfg["exercise"]["train"].get("cond_drop_prob", 0.1)):
-        train_cfg = section_train_config(cfg, len(data), "exercise")
+        train_cfg = cu.TrainConfig.from_config(cfg, len(data), "exercise")
         train_cfg.cond_drop_prob = drop
         torch.manual_seed(0)
-        model = build_scratch_unet(data, cfg["model"])
-        result = train_diffusion(model, ddpm, data, train_cfg, progress=False,
+        model = build_model(cfg, data)
+        result = cu.train_diffusion(model, ddpm, data, train_cfg, progress=False,
                                  null_condition=torch.zeros_like if drop > 0 else None)
-        acc = guidance_accuracy(result.model, ddpm.to_diffusers(), cfg["judge"], cfg["exercise"]["guidance_scales"],
+        acc = cu.guidance_accuracy(result.model, ddpm.to_diffusers(), cfg["judge"], cfg["exercise"]["guidance_scales"],
                                 cfg["exercise"]["per_class"], steps=cfg["sample"]["steps"])
         out[f"p={drop}"] = {"steps": result.step, "train_seconds": round(result.train_seconds, 1),
                             **{f"accuracy_at_scale_{s:g}": round(a, 4) for s, a in acc.items()}}

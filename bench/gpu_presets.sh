@@ -10,9 +10,7 @@ mkdir -p "$out"
 nvidia-smi -L 2>/dev/null | tee "$out/all.log"
 "$py" -m course_utils train mnist --preset gpu --out "$work/mnist" --time-limit "$limit" >"$work/mnist.log" 2>&1 &
 "$py" -m course_utils train sprites --preset gpu --out "$work/sprites" --time-limit "$limit" >"$work/sprites.log" 2>&1 &
-"$py" -c "import json, sys; from course_utils.scratch_tasks import train_scratch
-m = train_scratch('emoji32', 'gpu', '$work/emoji32', progress=False, overrides={'time_limit_s': $limit})
-print(json.dumps(m, indent=2))" >"$work/emoji32.log" 2>&1 &
+"$py" -m course_utils train emoji32 --preset gpu --out "$work/emoji32" --time-limit "$limit" >"$work/emoji32.log" 2>&1 &
 wait
 "$py" bench/bench_lesson4.py throughput --preset gpu --rounds 10 >"$work/throughput.log" 2>&1
 for run in mnist sprites emoji32; do

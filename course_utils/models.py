@@ -5,9 +5,13 @@ Models are diffusers-style (``ModelMixin`` + ``ConfigMixin``) so ``save_pretrain
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from diffusers import ModelMixin, UNet2DConditionModel, UNet2DModel
+from diffusers.models.attention_processor import AttnProcessor
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -45,7 +49,9 @@ class ClassConditionedUnet(ModelMixin, ConfigMixin):
 
     ``nn.Embedding(num_classes, class_emb_size)`` turns each label into a vector, which is broadcast
     over the image to ``(B, class_emb_size, H, W)`` and concatenated with the noisy image as extra
-    input channels of a diffusers ``UNet2DModel``. Introduced in lesson 1.
+    input channels of a diffusers ``UNet2DModel``. With ``null_class`` the embedding has one more row, label
+    ``num_classes``, meaning "no class": label dropout trains it, and classifier-free guidance samples with it.
+    Introduced in lesson 1.
     """
 
     @register_to_config
@@ -61,13 +67,16 @@ class ClassConditionedUnet(ModelMixin, ConfigMixin):
         up_block_types: tuple[str, ...] = ("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
         norm_num_groups: int = 32,
         attention_head_dim: int | None = 8,
+        null_class: bool = False,
+        patch_size: int = 1,
     ):
         super().__init__()
-        self.class_emb = nn.Embedding(num_classes, class_emb_size)
+        self.class_emb = nn.Embedding(num_classes + int(null_class), class_emb_size)
+        folded = in_channels * patch_size ** 2  # each patch_size x patch_size block of pixels folded into channels
         self.unet = UNet2DModel(
-            sample_size=sample_size,
-            in_channels=in_channels + class_emb_size,  # image channels + class-embedding channels
-            out_channels=in_channels,
+            sample_size=sample_size // patch_size,
+            in_channels=folded + class_emb_size,  # image channels + class-embedding channels
+            out_channels=folded,
             layers_per_block=layers_per_block,
             block_out_channels=tuple(block_out_channels),
             down_block_types=tuple(down_block_types),
@@ -79,11 +88,46 @@ class ClassConditionedUnet(ModelMixin, ConfigMixin):
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         check_images(sample, cfg.in_channels, cfg.sample_size, type(self).__name__)
-        labels = check_class_labels(class_labels, cfg.num_classes, sample.shape[0]).to(sample.device)
-        b, _, h, w = sample.shape
+        labels = check_class_labels(class_labels, cfg.num_classes + int(cfg.null_class), sample.shape[0])
+        labels = labels.to(sample.device)
+        x = F.pixel_unshuffle(sample, cfg.patch_size)             # (B, C p^2, H/p, W/p); p = 1 changes nothing
+        b, _, h, w = x.shape
         emb = self.class_emb(labels).to(sample.dtype)              # (B, E)
-        emb = emb.view(b, -1, 1, 1).expand(b, emb.shape[1], h, w)  # (B, E, H, W)
-        return self.unet(torch.cat([sample, emb], dim=1), timestep).sample
+        emb = emb.view(b, -1, 1, 1).expand(b, emb.shape[1], h, w)  # (B, E, H/p, W/p)
+        out = self.unet(torch.cat([x, emb], dim=1), timestep).sample
+        return F.pixel_shuffle(out, cfg.patch_size)
+
+
+class NullClass:
+    """The null condition of a :class:`ClassConditionedUnet` with ``null_class``: every label becomes the extra
+    "no class" label ``index`` (= ``num_classes``). Called like ``torch.zeros_like`` is for label vectors.
+
+    Introduced in lesson 1.
+    """
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __call__(self, labels: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(labels, self.index)
+
+    def __repr__(self) -> str:
+        return f"NullClass({self.index})"
+
+
+def null_condition_for(model) -> "NullClass | callable | None":
+    """What "no condition" is for ``model`` (or a pipeline's UNet): the extra class of a
+    :class:`ClassConditionedUnet` built with ``null_class``, the all-zero vector for a model that takes label
+    vectors, ``None`` for a model with no such input.
+
+    Introduced in lesson 1.
+    """
+    cfg = getattr(model, "config", None)
+    if cfg is not None and "null_class" in cfg:
+        return NullClass(cfg.num_classes) if cfg.null_class else None
+    if isinstance(model, LabelConditionedUnet) or (cfg is not None and "num_labels" in cfg):
+        return torch.zeros_like
+    return None
 
 
 def label_vectors(labels, num_classes: int, batch: int | None = None) -> torch.Tensor:
@@ -133,7 +177,8 @@ class LabelEncoder(ModelMixin, ConfigMixin):
 
 
 def cross_attention_unet(in_channels, sample_size, block_out_channels, layers_per_block, down_block_types,
-                         up_block_types, cross_attention_dim, attention_head_dim, norm_num_groups) -> UNet2DConditionModel:
+                         up_block_types, cross_attention_dim, attention_head_dim,
+                         norm_num_groups) -> UNet2DConditionModel:
     """A diffusers ``UNet2DConditionModel`` predicting an image-shaped output, whose cross-attention blocks read
     tokens of size ``cross_attention_dim``.
 
@@ -238,3 +283,62 @@ def count_parameters(model: nn.Module) -> int:
     Introduced in lesson 1.
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class _RecordingProcessor(AttnProcessor):
+    """diffusers' plain attention processor, keeping the attention weights it computes."""
+
+    def __init__(self, name: str, store: list):
+        super().__init__()
+        self.name, self.store = name, store
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        original = attn.get_attention_scores
+
+        def scores(query, key, mask=None):
+            probs = original(query, key, mask)  # (batch * heads, pixels, tokens)
+            self.store.append((self.name, probs.detach().float().cpu()))
+            return probs
+
+        attn.get_attention_scores = scores
+        try:
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
+        finally:
+            del attn.get_attention_scores  # back to the class's own method
+
+
+@contextlib.contextmanager
+def recording_cross_attention(unet: UNet2DConditionModel):
+    """Inside the block, every cross-attention layer (``attn2``) of ``unet`` records its attention weights, the
+    softmax over the condition's tokens for every pixel: ``(layer name, (batch * heads, pixels, tokens))`` pairs
+    appended to the yielded list. The UNet's own processors come back afterwards.
+
+    Introduced in lesson 3 (where each word's tokens are attended to).
+    """
+    store: list = []
+    before = unet.attn_processors
+    unet.set_attn_processor({name: _RecordingProcessor(name, store) if ".attn2." in name else proc
+                             for name, proc in before.items()})
+    try:
+        yield store
+    finally:
+        unet.set_attn_processor(before)
+
+
+def token_attention_maps(store: list, batch: int, size: int) -> torch.Tensor:
+    """The recorded cross-attention weights as one map per token: averaged over layers, heads and sampling steps
+    and upsampled to ``size`` x ``size``. Returns ``(batch, tokens, size, size)``, each pixel's weights summing to 1
+    over the tokens.
+
+    Introduced in lesson 3.
+    """
+    if not store:
+        raise ValueError("no cross-attention was recorded: sample inside `with recording_cross_attention(unet)`")
+    maps = []
+    for _, probs in store:
+        heads = probs.shape[0] // batch
+        p = probs.view(batch, heads, *probs.shape[1:]).mean(1)  # (batch, pixels, tokens)
+        side = int(round(p.shape[1] ** 0.5))
+        p = p.transpose(1, 2).reshape(batch, -1, side, side)
+        maps.append(F.interpolate(p, size=(size, size), mode="nearest"))
+    return torch.stack(maps).mean(0)

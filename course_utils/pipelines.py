@@ -1,26 +1,27 @@
-"""A diffusers pipeline around a class-conditioned denoiser and its scheduler.
+"""Diffusers pipelines around the course's denoisers: ``save_pretrained`` / ``from_pretrained`` round-trip
+(safetensors), the scheduler can be swapped with ``from_config`` (DDPM -> DDIM / DPM-Solver++), and sampling
+runs the course's one sampler (:func:`course_utils.sampling.sample_images`).
 
-``save_pretrained`` / ``from_pretrained`` round-trip (safetensors), and the scheduler can be swapped with
-``from_config`` (DDPM -> DDIM / DPM-Solver++). Introduced in lesson 1; lesson 2 reuses it with a
-cross-attention model, lesson 4 with the hand-written ScratchUNet.
+Introduced in lesson 1; lesson 2 adds the label encoder, lesson 3 the text pipeline, lesson 4 reuses the first
+with the hand-written ScratchUNet.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 
-from .sampling import denoise
+from .data import to_unit_range
+from .data.captions import null_condition_fn
+from .errors import CheckpointError
+from .models import LabelConditionedUnet, check_class_labels, label_vectors, null_condition_for
+from .sampling import DEFAULT_GUIDANCE_SCALE, sample_images
+from .text import load_text_encoder
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete, or of another model than the one asked for.
-
-    Introduced in lesson 1.
-    """
+OUTPUT_TYPES = ("pil", "np", "pt")
 
 
 class ConditionalDDPMPipeline(DiffusionPipeline):
@@ -29,14 +30,17 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     Lesson 1 registers a ``unet`` that takes integer labels itself (:class:`ClassConditionedUnet`) and a
     ``scheduler``. Lesson 2 adds a ``label_encoder`` (:class:`LabelEncoder`): labels (integers, or one-hot /
     multi-hot vectors such as ``[[1, 0, 1, 0, 0]]``) become tokens that the ``UNet2DConditionModel`` attends to.
-    Introduced in lesson 1; the label encoder in lesson 2.
+    ``label_dropout`` records how often training replaced the label by the all-zero vector: a model trained
+    with it can be guided (``guidance_scale``), the all-zero vector being "no label".
+    Introduced in lesson 1; the label encoder in lesson 2; guidance in lesson 4.
     """
 
     _optional_components = ["label_encoder"]
 
-    def __init__(self, unet, scheduler, label_encoder=None):
+    def __init__(self, unet, scheduler, label_encoder=None, label_dropout: float | None = 0.0):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
+        self.register_to_config(label_dropout=label_dropout)
 
     @property
     def num_classes(self) -> int:
@@ -49,16 +53,19 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         return self.label_encoder is not None or "num_labels" in self.unet.config
 
     @property
+    def null_condition(self):
+        """The "no label" condition guidance samples with (see :func:`~course_utils.models.null_condition_for`)."""
+        return torch.zeros_like if self.label_encoder is not None else null_condition_for(self.unet)
+
+    @property
     def denoiser(self) -> torch.nn.Module:
         """The model as the training loop sees it: ``denoiser(x_t, t, labels)``."""
         if self.label_encoder is None:
             return self.unet
-        from .models import LabelConditionedUnet
         return LabelConditionedUnet(self.unet, self.label_encoder)
 
     def check_labels(self, class_labels) -> torch.Tensor:
         """Labels as this pipeline's model takes them, with a clear error when they do not fit."""
-        from .models import check_class_labels, label_vectors
         labels = torch.as_tensor(class_labels)
         if labels.numel() == 0:
             raise ValueError("class_labels is empty: pass one label per image to generate")
@@ -66,31 +73,33 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             return label_vectors(labels, self.num_classes)
         return check_class_labels(labels.reshape(-1) if labels.ndim == 0 else labels, self.num_classes)
 
+    def check_guidance(self, guidance_scale: float | None) -> None:
+        """A clear error when guidance is asked of a model that has no "no label" input or never trained it."""
+        if guidance_scale is None or guidance_scale == 1:
+            return
+        if self.null_condition is None:
+            raise ValueError("this pipeline's model takes integer class labels and has no 'no label' input, so it "
+                             "cannot be guided; leave the guidance scale out (or train it with `null_class: true` "
+                             "and label dropout)")
+        if self.config.label_dropout == 0:
+            raise ValueError("this model was trained without label dropout (cond_drop_prob 0), so its 'no label' "
+                             "prediction was never learnt and guidance has nothing to push away from; leave the "
+                             "guidance scale out, or train with `cond_drop_prob: 0.1` in the config's train section")
+
     @torch.no_grad()
     def __call__(self, class_labels, num_inference_steps: int = 50, generator: torch.Generator | None = None,
-                 output_type: str = "pil", return_dict: bool = True):
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        labels = self.check_labels(class_labels).to(self.device)
-        cfg = self.unet.config
-        shape = (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size)
-        x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-        x = x.to(self.device, self.unet.dtype)
-        denoiser = self.denoiser
+                 output_type: str = "pil", return_dict: bool = True, guidance_scale: float | None = None):
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        labels = self.check_labels(class_labels)
+        self.check_guidance(guidance_scale)
         self.set_progress_bar_config(leave=False)
-        with self.progress_bar(total=num_inference_steps) as bar:
-            images, _ = denoise(lambda xt, t: denoiser(xt, t, labels), self.scheduler, x, num_inference_steps,
-                                generator=generator, on_step=lambda i: bar.update())
-        images = images.add(1).div(2).clamp(0, 1)
-        if output_type == "pt":
-            out = images.cpu()
-        else:
-            out = images.cpu().permute(0, 2, 3, 1).float().numpy()
-            if output_type == "pil":
-                out = self.numpy_to_pil(out)
-        if not return_dict:
-            return (out,)
-        return ImagePipelineOutput(images=out)
+        with self.progress_bar(total=num_inference_steps * ((len(labels) + 255) // 256)) as bar:
+            images = sample_images(self.denoiser, self.scheduler, labels, num_inference_steps, self.scheduler,
+                                   generator=_generator(generator),
+                                   guidance_scale=guidance_scale, null_condition=self.null_condition,
+                                   device=self.device, on_step=lambda i: bar.update())
+        return postprocess(images, output_type, return_dict)
 
 
 class TextToImagePipeline(DiffusionPipeline):
@@ -99,17 +108,18 @@ class TextToImagePipeline(DiffusionPipeline):
 
     Registers the :class:`TextConditionedUnet` and the scheduler. The frozen text encoder is not saved with the
     pipeline (it is a packaged or downloadable model); the UNet's config names it and it is loaded on first
-    use, or pass one with ``text_encoder=``. Introduced in lesson 3.
+    use, or pass one with :meth:`set_text_encoder`. ``label_dropout`` records how often training replaced the
+    caption by the empty one (``None``: not recorded). Introduced in lesson 3.
     """
 
-    def __init__(self, unet, scheduler):
+    def __init__(self, unet, scheduler, label_dropout: float | None = None):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
+        self.register_to_config(label_dropout=label_dropout)
         self._text_encoder = None
 
     def text_encoder(self):
         if self._text_encoder is None:
-            from .text import load_text_encoder
             cfg = self.unet.config
             self._text_encoder = load_text_encoder(cfg.text_backend, max_length=cfg.text_max_length, verbose=False)
         return self._text_encoder
@@ -120,51 +130,57 @@ class TextToImagePipeline(DiffusionPipeline):
                                   f"({encoder.backend}) gives {encoder.hidden_size}-d ones")
         self._text_encoder = encoder
 
-    def encode(self, prompts: list[str]) -> tuple[dict, dict]:
-        """The prompts' and the empty caption's hidden states and masks, on the UNet's device."""
+    def encode(self, prompts: list[str]) -> tuple[dict, callable]:
+        """The prompts' hidden states and masks, and the null condition (the empty caption's)."""
         enc = self.text_encoder()
         hidden, mask = enc(prompts)
-        null_h, null_m = enc([""])
-        cond = {"hidden": hidden.to(self.device), "mask": mask.to(self.device)}
-        uncond = {"hidden": null_h.expand_as(hidden).to(self.device), "mask": null_m.expand_as(mask).to(self.device)}
-        return cond, uncond
+        return {"hidden": hidden, "mask": mask}, null_condition_fn(*enc([""]))
 
     @torch.no_grad()
-    def __call__(self, prompt, guidance_scale: float = 3.0, num_inference_steps: int = 50,
+    def __call__(self, prompt, guidance_scale: float = DEFAULT_GUIDANCE_SCALE, num_inference_steps: int = 50,
                  generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True):
-        from .text import guided_prediction
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("prompt is empty: pass one prompt (or a list) per image to generate")
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0 (0: unconditional, 1: conditional), got {guidance_scale}")
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        cond, uncond = self.encode(prompts)
-        cfg = self.unet.config
-        x = torch.randn((len(prompts), cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator,
-                        device=generator.device if generator else "cpu").to(self.device, self.unet.dtype)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        cond, null_condition = self.encode(prompts)
         self.set_progress_bar_config(leave=False)
-        with self.progress_bar(total=num_inference_steps) as bar:
-            images, _ = denoise(lambda xt, t: guided_prediction(self.unet, xt, t, cond, uncond, guidance_scale),
-                                self.scheduler, x, num_inference_steps, generator=generator,
-                                on_step=lambda i: bar.update())
-        images = images.add(1).div(2).clamp(0, 1)
-        out = images.cpu()
-        if output_type != "pt":
-            out = out.permute(0, 2, 3, 1).float().numpy()
-            if output_type == "pil":
-                out = self.numpy_to_pil(out)
-        return ImagePipelineOutput(images=out) if return_dict else (out,)
+        with self.progress_bar(total=num_inference_steps * ((len(prompts) + 255) // 256)) as bar:
+            images = sample_images(self.unet, self.scheduler, cond, num_inference_steps, self.scheduler,
+                                   generator=_generator(generator),
+                                   guidance_scale=guidance_scale, null_condition=null_condition,
+                                   device=self.device, on_step=lambda i: bar.update())
+        return postprocess(images, output_type, return_dict)
 
 
-def load_pipeline(path: str | Path, expected_model: str | None = "ClassConditionedUnet",
-                  device: str | torch.device = "cpu") -> ConditionalDDPMPipeline:
-    """Load a saved pipeline, with a clear error when the folder is not one or holds another model.
+def postprocess(images: torch.Tensor, output_type: str, return_dict: bool):
+    """A pipeline's images in [-1, 1] as ``output_type``: "pt" (tensors in [0, 1]), "np" or "pil".
+
+    Introduced in lesson 1.
+    """
+    out = to_unit_range(images).cpu()
+    if output_type != "pt":
+        out = out.permute(0, 2, 3, 1).float().numpy()
+        if output_type == "pil":
+            out = DiffusionPipeline.numpy_to_pil(out)
+    return ImagePipelineOutput(images=out) if return_dict else (out,)
+
+
+def _generator(generator: torch.Generator | None) -> torch.Generator:
+    """The caller's generator, or (as diffusers does without one) a seed drawn from torch's global RNG."""
+    return generator if generator is not None else torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+
+
+def load_pipeline(path: str | os.PathLike, expected_model: str | None = None,
+                  device: str | torch.device = "cpu") -> DiffusionPipeline:
+    """Load a saved pipeline, with a clear error when the folder is not one, holds another model than
+    ``expected_model`` (the UNet's class name), or cannot be read (a truncated or corrupted file).
 
     ``path`` may be the pipeline folder or a training run's folder (its ``pipeline/`` is used).
     Introduced in lesson 1.
-    A lesson-2 pipeline holds a ``UNet2DConditionModel`` (pass ``expected_model="UNet2DConditionModel"``).
     """
     path = Path(path)
     if (path / "pipeline" / "model_index.json").exists():
@@ -173,50 +189,24 @@ def load_pipeline(path: str | Path, expected_model: str | None = "ClassCondition
     if not index.exists():
         raise CheckpointError(f"{path} is not a saved pipeline (no model_index.json). Pass the folder written by "
                               "`python -m course_utils train ...` (its pipeline/ subfolder) or by save_pretrained.")
-    meta = json.loads(index.read_text())
-    found = meta.get("unet", [None, None])[1]
+    try:
+        meta = json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{index} is not valid JSON: the pipeline folder is damaged; train again or copy "
+                              "it again") from None
+    classes = {"ConditionalDDPMPipeline": ConditionalDDPMPipeline, "TextToImagePipeline": TextToImagePipeline}
+    cls = classes.get(meta.get("_class_name"))
+    if cls is None:
+        raise CheckpointError(f"{path} holds a {meta.get('_class_name')}, not one of the course's pipelines "
+                              f"({', '.join(classes)})")
+    found = (meta.get("unet") or [None, None])[1]
     if expected_model is not None and found != expected_model:
         raise CheckpointError(f"{path} holds a {found} model, but this step needs a {expected_model}; "
                               "was it trained for another lesson?")
-    cls = TextToImagePipeline if meta.get("_class_name") == "TextToImagePipeline" else ConditionalDDPMPipeline
-    return cls.from_pretrained(path).to(device)
-
-
-def save_samples_npz(path: str | Path, images01: torch.Tensor, labels: torch.Tensor, dataset: str,
-                     **meta) -> Path:
-    """Write generated samples as ``images`` float32 (N, C, H, W) in [0, 1] and ``labels`` int64 (N,),
-    plus the data set's name and sampling settings.
-
-    Introduced in lesson 1.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {k: np.asarray(v) for k, v in meta.items()}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, images=images01.float().numpy().astype(np.float32),
-                        labels=torch.as_tensor(labels).long().numpy().astype(np.int64),
-                        dataset=np.asarray(dataset), **extra)
-    tmp.replace(path)
-    return path
-
-
-def load_samples_npz(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Read a samples file written by :func:`save_samples_npz`, checking its arrays.
-
-    Introduced in lesson 1.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; write one with `python -m course_utils sample ...`")
-    with np.load(path) as f:
-        if "images" not in f or "labels" not in f:
-            raise ValueError(f"{path} needs arrays 'images' and 'labels' (found {sorted(f.files)})")
-        images, labels = torch.from_numpy(f["images"]), torch.from_numpy(f["labels"])
-        meta = {k: f[k].item() if f[k].ndim == 0 else f[k] for k in f.files if k not in ("images", "labels")}
-    if images.ndim != 4 or images.dtype != torch.float32:
-        raise ValueError(f"'images' must be float32 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    if labels.shape != (images.shape[0],):
-        raise ValueError(f"'labels' must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError("'images' must lie in [0, 1]")
-    return images, labels.long(), meta
+    try:
+        return cls.from_pretrained(path).to(device)
+    except Exception as e:  # a truncated safetensors file, a missing config, a foreign weight file, ...
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path} could not be loaded ({type(e).__name__}: {reason}); the files are incomplete "
+                              "or corrupted: train again (the run resumes from its last checkpoint) or copy the "
+                              "folder again") from None

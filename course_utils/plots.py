@@ -13,8 +13,9 @@ if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipymp
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from .training import smoothed  # noqa: E402
+from .data import to_unit_range  # noqa: E402
 
 
 def _as_unit(images: torch.Tensor) -> torch.Tensor:
@@ -22,8 +23,22 @@ def _as_unit(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.float() / 255.0
     if images.min() < 0:  # model range [-1, 1]
-        return images.add(1).div(2).clamp(0, 1)
+        return to_unit_range(images)
     return images.clamp(0, 1)
+
+
+def smoothed(values: list[float], window: int = 50) -> list[float]:
+    """Running mean of a loss history (for plots and logs).
+
+    Introduced in lesson 1.
+    """
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def image_grid(images: torch.Tensor, nrow: int = 10, padding: int = 2) -> torch.Tensor:
@@ -55,6 +70,22 @@ def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None, 
     if title:
         ax.set_title(title)
     return ax
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, row_labels=None, title: str | None = None,
+              scale: float = 0.5, dpi: int = 100) -> Path:
+    """Write a grid of images as a PNG figure with a label at the start of each row (class names, guidance
+    scales) and a title: the picture a training run leaves beside its metrics.
+
+    Introduced in lesson 1.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ax = show_images(images, nrow=nrow, title=title, row_labels=row_labels, scale=scale)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=dpi)
+    plt.close(ax.figure)
+    return path
 
 
 def save_images(images: torch.Tensor, path: str | Path, nrow: int = 10) -> Path:
@@ -102,17 +133,16 @@ def show_denoising(trajectory: list[torch.Tensor], rows: int = 4, title: str = "
 def save_gif(frames: list[torch.Tensor], path: str | Path, nrow: int = 8, seconds: float = 4.0,
              hold_last: float = 1.5, scale: int = 2) -> Path:
     """An animated GIF of the generation process: each frame (a batch in the model's range [-1, 1], noisier
-    frames clipped) becomes an image grid; the last frame stays on screen for ``hold_last`` seconds. Pixels are enlarged ``scale`` times.
+    frames clipped) becomes an image grid; the last frame stays on screen for ``hold_last`` seconds. Pixels are
+    enlarged ``scale`` times.
 
     Introduced in lesson 4.
     """
-    from PIL import Image
-
     if not frames:
         raise ValueError("no frames to animate: sample with keep_every > 0")
     pictures = []
     for frame in frames:
-        grid = image_grid(frame.float().add(1).div(2).clamp(0, 1), nrow=nrow)
+        grid = image_grid(to_unit_range(frame.float()), nrow=nrow)
         array = grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
         img = Image.fromarray(array)
         pictures.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
+from .configs import SAMPLERS
 
 
 def make_noise_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
@@ -22,9 +22,10 @@ def make_noise_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "
 def make_sampler(name: str, scheduler_or_config) -> SchedulerMixin:
     """A sampling scheduler built from a training scheduler (or its config).
 
-    ``ddpm``: ancestral DDPM, the sampler the lesson derives (best with all 1000 steps);
-    ``ddim``: deterministic DDIM with ``trailing`` timestep spacing (good at 20-50 steps);
-    ``dpm``: DPM-Solver++ (2nd order, multistep), good at 10-25 steps.
+    ``ddpm``: ancestral DDPM, the sampler the lesson derives (fresh noise at every step);
+    ``ddim``: deterministic DDIM with ``trailing`` timestep spacing;
+    ``dpm``: DPM-Solver++ (2nd order, multistep, deterministic), ``trailing`` spacing;
+    ``dpm-sde``: SDE-DPM-Solver++ (2nd order, multistep), which adds fresh noise at every step as DDPM does.
     Introduced in lesson 1.
     """
     config = getattr(scheduler_or_config, "config", scheduler_or_config)
@@ -32,7 +33,8 @@ def make_sampler(name: str, scheduler_or_config) -> SchedulerMixin:
         return DDPMScheduler.from_config(config)
     if name == "ddim":
         return DDIMScheduler.from_config(config, timestep_spacing="trailing", clip_sample=False)
-    if name == "dpm":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2,
-                                                       timestep_spacing="trailing")
+    if name in ("dpm", "dpm-sde"):
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++" if name == "dpm" else "sde-dpmsolver++", solver_order=2,
+            timestep_spacing="trailing")
     raise ValueError(f"unknown sampler {name!r}; choose one of {SAMPLERS}")

@@ -29,7 +29,6 @@ from torch import nn
 
 from .models import check_images, label_vectors
 
-
 # --------------------------------------------------------------------------- time
 
 def sinusoidal_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -460,7 +459,8 @@ class CosineDDPM:
         return mean + variance.sqrt() * noise
 
     @torch.no_grad()
-    def sample(self, model, labels: torch.Tensor, num_inference_steps: int = 1000, generator: torch.Generator | None = None,
+    def sample(self, model, labels: torch.Tensor, num_inference_steps: int = 1000,
+               generator: torch.Generator | None = None,
                keep_every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Ancestral sampling with :meth:`step` from pure noise, one image per label. Returns the images in
         [-1, 1] and, if ``keep_every`` > 0, every ``keep_every``-th intermediate (for the GIF)."""

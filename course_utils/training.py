@@ -2,8 +2,13 @@
 
 The same code runs on a CPU, one GPU or ``accelerate launch`` on many. It has mixed precision where the
 device supports it, EMA weights (diffusers' ``EMAModel``), optional condition dropout for classifier-free
-guidance, gradient accumulation, warm-up and a cosine learning-rate schedule, min-SNR loss weighting, a
+guidance, gradient accumulation, warm-up and a cosine learning-rate schedule, SNR loss weighting, a
 tqdm bar with the loss, checkpoints written atomically (keep the last N), and resume.
+
+Checkpoints: Accelerate can name and prune them itself (``ProjectConfiguration(automatic_checkpoint_naming=True,
+total_limit=N)``), but it writes into the final folder directly, so a run killed while saving leaves a
+half-written newest checkpoint that resume would pick. The loop keeps its own scheme instead: ``save_state``
+into ``step-N.tmp``, then one rename (:func:`course_utils.files.move_into_place`), then the old ones pruned.
 
 Introduced in lesson 1.
 """
@@ -15,46 +20,50 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Generator
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel, compute_snr
 from tqdm.auto import tqdm
+
+from .devices import default_device, resolve_mixed_precision
+from .errors import ConfigError
+from .files import move_into_place, remove, temporary_sibling
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of a training run (a preset fills them; see ``course_utils.presets``).
+    """Hyper-parameters of a training run. The defaults are the course's recipe (lesson 1 measures each part):
+    AdamW at 2e-3 with 50 warm-up steps and cosine decay, EMA weights, and the loss weighted by the
+    signal-to-noise ratio clamped to [1, 5]. A task's YAML config sets the rest (:meth:`from_config`).
 
     Introduced in lesson 1.
     """
 
     max_steps: int = 1000
-    batch_size: int = 128
-    learning_rate: float = 1e-3
+    batch_size: int = 64
+    learning_rate: float = 2e-3
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
-    lr_schedule: str = "constant"          # any of diffusers' get_scheduler names: constant, cosine, ...
-    warmup_steps: int = 0
+    lr_schedule: str = "cosine"            # constant | constant_with_warmup | linear | cosine (lr_factor)
+    warmup_steps: int = 50
     grad_accum_steps: int = 1
     max_grad_norm: float | None = 1.0
     ema_decay: float | None = 0.999        # None: no EMA
     ema_warmup: bool = True                # EMA decay grows from 0 towards ema_decay (diffusers' warm-up)
     ema_power: float = 0.75
-    snr_gamma: float | None = None         # cap of the SNR loss weighting; None: plain MSE
-    loss_weighting: str = "min_snr"        # "min_snr" | "clipped_snr" (see diffusion_loss)
+    snr_gamma: float | None = 5.0          # cap of the SNR loss weighting; None: plain MSE (DDPM's L_simple)
+    loss_weighting: str = "clipped_snr"    # "clipped_snr" | "min_snr" (see diffusion_loss)
     cond_drop_prob: float = 0.0            # probability of replacing the condition by the null one (CFG)
-    mixed_precision: str = "auto"          # "auto" | "no" | "fp16" | "bf16"
+    mixed_precision: str = "auto"          # "auto" | "no" | "fp16" | "bf16" (course_utils.devices)
     checkpoint_every: int = 0              # steps; 0: only at the end
     keep_last: int = 2
     log_every: int = 25
@@ -64,25 +73,37 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_config(cls, cfg: dict, dataset_size: int, section: str | None = None) -> "TrainConfig":
+        """The ``train`` section of a task's config (:func:`course_utils.configs.load_config`) as a TrainConfig,
+        with ``cfg[section]["train"]`` put over it (a notebook's shorter ``exercise`` or ``multi_hot`` run).
+        ``epochs`` becomes ``max_steps`` for ``dataset_size`` items, at least ``min_steps`` (a small data set
+        such as the offline emoji gets more epochs). Unknown settings are refused by name.
 
-def resolve_mixed_precision(requested: str, device_type: str) -> str:
-    """Pick the autocast dtype. ``auto`` means bf16 on a GPU that supports it, else fp16 on CUDA, and
-    float32 ("no") on the CPU, where bf16 autocast was measured slower (see ``bench/``).
-
-    Introduced in lesson 1.
-    """
-    if requested not in ("auto", "no", "fp16", "bf16"):
-        raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {requested!r}")
-    if requested != "auto":
-        return requested
-    if device_type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+        Introduced in lesson 1.
+        """
+        kw = dict(cfg["train"])
+        if section:
+            kw.update((cfg.get(section) or {}).get("train") or {})
+        min_steps = kw.pop("min_steps", 0) or 0
+        if "epochs" in kw:
+            kw["max_steps"] = steps_for_epochs(kw.pop("epochs"), dataset_size, kw.get("batch_size", cls.batch_size),
+                                               kw.get("grad_accum_steps", 1))
+        kw["max_steps"] = max(kw.get("max_steps", cls.max_steps), min_steps)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kw) - known)
+        if unknown:
+            raise ConfigError(f"unknown train setting(s) {', '.join(unknown)} in {cfg.get('config_file', 'the config')}"
+                              f"; the known ones are epochs, min_steps, {', '.join(sorted(known))}")
+        if "adam_betas" in kw:
+            kw["adam_betas"] = tuple(kw["adam_betas"])
+        return cls(**kw)
 
 
 def diffusion_loss(model_output: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor,
                    snr_gamma: float | None = None, loss_weighting: str = "min_snr") -> torch.Tensor:
-    """L_simple = E ||target - model(x_t, t)||^2, optionally weighted per sample by the signal-to-noise ratio.
+    """The mean squared error ||target - model(x_t, t)||^2, optionally weighted per sample by the signal-to-noise
+    ratio (unweighted, with epsilon as the target, it is DDPM's L_simple).
 
     Weights are chosen as a weight on the error of the implied clean image x0, then converted to the
     prediction's space (divide by SNR for epsilon, by SNR + 1 for v):
@@ -129,6 +150,25 @@ def training_target(noise_scheduler, x0: torch.Tensor, noise: torch.Tensor, time
     raise ValueError(f"unsupported prediction_type {kind!r}")
 
 
+def training_loss(model, noise_scheduler, x0: torch.Tensor, cond, config: TrainConfig,
+                  null_condition: Callable | None = None) -> torch.Tensor:
+    """One training step's loss: a random timestep per image, the images noised to it (the forward process),
+    a tenth of the labels dropped if the config asks (label dropout), the model's prediction, and its weighted
+    squared error to the target. The training loop calls this at every step, then backpropagates.
+
+    Introduced in lesson 1.
+    """
+    noise = torch.randn_like(x0)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
+    x_t = noise_scheduler.add_noise(x0, noise, timesteps)  # sqrt(abar_t) x0 + sqrt(1 - abar_t) noise
+    if config.cond_drop_prob > 0:  # classifier-free guidance needs the model to know "no label" too
+        drop = torch.rand(x0.shape[0], device=x0.device) < config.cond_drop_prob
+        cond = drop_condition(cond, null_condition(cond), drop)
+    prediction = model(x_t, timesteps, cond)
+    target = training_target(noise_scheduler, x0, noise, timesteps)  # the noise, or v
+    return diffusion_loss(prediction, target, noise_scheduler, timesteps, config.snr_gamma, config.loss_weighting)
+
+
 @dataclass
 class TrainResult:
     """What a training run returns: the (EMA) model, the loss history and timings.
@@ -171,22 +211,51 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 
 def _save_checkpoint(accelerator: Accelerator, ckpt_dir: Path, step: int, state: dict, keep_last: int) -> Path:
-    """Write the whole training state to ``step-N.tmp``, then rename it: a crash leaves no half checkpoint."""
+    """Write the whole training state to ``step-N.tmp``, then rename it: a crash leaves no half checkpoint.
+    Every process writes its part (its random state) before the main process renames and prunes."""
     final = ckpt_dir / f"step-{step:07d}"
-    tmp = ckpt_dir / f"step-{step:07d}.tmp"
+    tmp = temporary_sibling(final)
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / "trainer_state.json").write_text(json.dumps(state))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        move_into_place(tmp, final)
         for old in list_checkpoints(ckpt_dir)[:-keep_last] if keep_last > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old)
     accelerator.wait_for_everyone()
     return final
+
+
+# --------------------------------------------------------------------------- the learning rate
+
+LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")
+
+
+def lr_factor(schedule: str, step: int, warmup_steps: int, total_steps: int, time_fraction: float = 0.0) -> float:
+    """The learning rate at optimizer step ``step`` (0 for the first), as a fraction of the configured one:
+    a linear warm-up over ``warmup_steps``, then ``constant``, ``linear`` or ``cosine`` decay (the shapes of
+    diffusers' ``get_scheduler``) towards 0 at ``total_steps``.
+
+    The decay follows the larger of two fractions: steps done out of ``total_steps``, and ``time_fraction``,
+    training time used out of the run's time limit. A run stopped by its time limit therefore ends its schedule
+    on time whatever the machine's speed, instead of stopping with the learning rate still high.
+    Introduced in lesson 1.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    if schedule == "constant":
+        return 1.0
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if schedule == "constant_with_warmup":
+        return 1.0
+    progress = max((step - warmup_steps) / max(1, total_steps - warmup_steps), time_fraction)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -202,13 +271,60 @@ def train_diffusion(
     on_step: Callable[[int, float], None] | None = None,
     progress: bool = True,
     accelerator: Accelerator | None = None,
+    loss_fn: Callable = training_loss,
 ) -> TrainResult:
     """Train a conditional denoiser ``model(x_t, t, cond)`` on ``(image, cond)`` pairs.
 
     ``out_dir/checkpoints/step-N`` holds resumable states; with ``resume=True`` the run continues from the
-    newest one with the same step count, optimizer, LR schedule, EMA and random state. ``null_condition``
+    newest one with the same step count, optimizer, learning rate, EMA and random state. ``null_condition``
     maps a batch of conditions to the "no condition" value used for classifier-free guidance when
-    ``config.cond_drop_prob > 0``. ``on_step(step, loss)`` is called after each optimizer step.
+    ``config.cond_drop_prob > 0``. ``on_step(step, loss)`` is called after each optimizer step. ``loss_fn`` is
+    the step's loss (:func:`training_loss` unless a lesson passes its own, edited copy).
+    Introduced in lesson 1.
+    """
+    run = training_run(model, noise_scheduler, dataset, config, out_dir, resume, null_condition, on_step, progress,
+                       accelerator, loss_fn)
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
+
+
+def train_interleaved(runs: dict[str, Generator]) -> dict[str, TrainResult]:
+    """Advance several :func:`training_run` s one optimizer step each in turn until all have finished. Each run
+    counts only its own steps' time, so runs compared at the same time budget share the machine's drift alike.
+
+    Introduced in lesson 1 (its bench).
+    """
+    results, active = {}, dict(runs)
+    while active:
+        for name, run in list(active.items()):
+            try:
+                next(run)
+            except StopIteration as done:
+                results[name] = done.value
+                del active[name]
+    return {name: results[name] for name in runs}
+
+
+def training_run(
+    model: torch.nn.Module,
+    noise_scheduler,
+    dataset: torch.utils.data.Dataset,
+    config: TrainConfig,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    null_condition: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+    accelerator: Accelerator | None = None,
+    loss_fn: Callable = training_loss,
+) -> Generator[int, None, TrainResult]:
+    """:func:`train_diffusion` one optimizer step at a time: a generator that yields the step number after each
+    step and returns the :class:`TrainResult`. ``train_seconds`` counts only the time spent inside its own steps,
+    so several runs can be interleaved (:func:`train_interleaved`) and each still stops at its own time limit.
+
     Introduced in lesson 1.
     """
     if config.cond_drop_prob > 0 and null_condition is None:
@@ -217,25 +333,22 @@ def train_diffusion(
     ckpt_dir = out_dir / "checkpoints" if out_dir is not None else None
 
     if accelerator is None:
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device(verbose=False)
         accelerator = Accelerator(
-            mixed_precision=resolve_mixed_precision(config.mixed_precision, device_type),
+            cpu=device.type == "cpu",  # also when MPS is present but lacks an operation (course_utils.devices)
+            mixed_precision=resolve_mixed_precision(config.mixed_precision, device),
             gradient_accumulation_steps=config.grad_accum_steps,
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         )
     set_seed(config.seed)
+    lr_factor(config.lr_schedule, 0, config.warmup_steps, config.max_steps)  # an unknown schedule fails here
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True)
     if len(loader) == 0:
         raise ValueError(f"the data set has {len(dataset)} items, fewer than one batch of {config.batch_size}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=config.adam_betas,
                                   weight_decay=config.weight_decay)
-    # Accelerate steps a prepared scheduler once per process at each optimizer step, so count in those units
-    # (as diffusers' training scripts do) to keep the warm-up and decay over max_steps with any number of processes.
-    n = accelerator.num_processes
-    lr_scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps * n,
-                                 num_training_steps=config.max_steps * n)
-    model, optimizer, loader, lr_scheduler = accelerator.prepare(model, optimizer, loader, lr_scheduler)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     unwrapped = accelerator.unwrap_model(model)
 
     ema = None
@@ -263,35 +376,34 @@ def train_diffusion(
                  "model_class": type(unwrapped).__name__, "config": config.to_dict()}
         _save_checkpoint(accelerator, ckpt_dir, at_step, state, config.keep_last)
 
+    def set_learning_rate():
+        fraction = train_seconds / config.time_limit_s if config.time_limit_s else 0.0
+        lr = config.learning_rate * lr_factor(config.lr_schedule, step, config.warmup_steps, config.max_steps,
+                                              fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
     steps_per_epoch = len(loader) // config.grad_accum_steps
-    bar = tqdm(total=config.max_steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process),
-               dynamic_ncols=True)
+    bar = tqdm(total=config.max_steps, initial=step, desc="train", dynamic_ncols=True,
+               disable=not (progress and accelerator.is_main_process))
     model.train()
     stopped_early = False
-    run_start, seconds_before = time.perf_counter(), train_seconds
     window = []
+    lr = set_learning_rate()
+    started = time.perf_counter()  # this step's start: the time between yields belongs to other runs
     while step < config.max_steps and not stopped_early:
         epoch, skip = divmod(step, steps_per_epoch)
         loader.set_epoch(epoch)
         batches = accelerator.skip_first_batches(loader, skip * config.grad_accum_steps) if skip else loader
         for x0, cond in batches:
             with accelerator.accumulate(model):
-                noise = torch.randn_like(x0)
-                timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],),
-                                          device=x0.device)
-                x_t = noise_scheduler.add_noise(x0, noise, timesteps)
-                if config.cond_drop_prob > 0:
-                    drop = torch.rand(x0.shape[0], device=x0.device) < config.cond_drop_prob
-                    cond = drop_condition(cond, null_condition(cond), drop)
                 with accelerator.autocast():
-                    pred = model(x_t, timesteps, cond)
-                loss = diffusion_loss(pred, training_target(noise_scheduler, x0, noise, timesteps),
-                                      noise_scheduler, timesteps, config.snr_gamma, config.loss_weighting)
+                    loss = loss_fn(model, noise_scheduler, x0, cond, config, null_condition)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
-                lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             window.append(loss.detach().float().item())
             if not accelerator.sync_gradients:
@@ -302,22 +414,26 @@ def train_diffusion(
             step_loss = sum(window) / len(window)
             window.clear()
             losses.append(step_loss)
-            train_seconds = seconds_before + time.perf_counter() - run_start
+            train_seconds += time.perf_counter() - started
+            if accelerator.num_processes > 1:  # one clock for all: the same learning rate and the same last step
+                train_seconds = accelerator.reduce(torch.tensor([train_seconds], device=accelerator.device),
+                                                   "max").item()
             bar.update(1)
             if step % config.log_every == 0 or step == config.max_steps:
                 recent = losses[-config.log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.2e}")
             if on_step is not None:
                 on_step(step, step_loss)
-            if config.time_limit_s is not None:
-                over = torch.tensor([float(train_seconds >= config.time_limit_s)], device=accelerator.device)
-                # every process must stop at the same step, or the others would wait for it forever
-                stopped_early = bool(accelerator.reduce(over, "max").item()) if accelerator.num_processes > 1 \
-                    else bool(over.item())
+            stopped_early = config.time_limit_s is not None and train_seconds >= config.time_limit_s
             if step >= config.max_steps or stopped_early:
                 break
             if config.checkpoint_every and step % config.checkpoint_every == 0:
+                step_start = time.perf_counter()
                 save(step)
+                train_seconds += time.perf_counter() - step_start
+            lr = set_learning_rate()
+            yield step
+            started = time.perf_counter()
     bar.close()
     save(step)
 
@@ -331,20 +447,6 @@ def train_diffusion(
         accelerator.print(f"[train] stopped at step {step} after the time limit of {config.time_limit_s:.0f} s")
     return TrainResult(model=final, raw_model=raw, losses=losses, step=step, train_seconds=train_seconds,
                        stopped_early=stopped_early, out_dir=out_dir)
-
-
-def smoothed(values: list[float], window: int = 50) -> list[float]:
-    """Running mean of a loss history (for plots and logs).
-
-    Introduced in lesson 1.
-    """
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
 
 
 def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, grad_accum_steps: int = 1) -> int:

@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+
 from course_fixtures import TINY_UNET
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

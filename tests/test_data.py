@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import data
 from course_utils.data import DatasetUnavailableError, load_dataset, read_idx, write_idx
+from course_utils.data import mnist as data
 
 
 def _fake_digits(n, seed=0):

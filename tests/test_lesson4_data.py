@@ -17,8 +17,8 @@ def no_download(monkeypatch, tmp_path):
     """No test may reach the network: both downloads fail at once, and DATA is an empty folder."""
     def offline(*a, **k):
         raise OSError("network unreachable (test)")
-    monkeypatch.setattr(data, "_download_cifar10", offline)
-    monkeypatch.setattr(data, "_download_celeba", offline)
+    monkeypatch.setattr(data.cifar10, "_download_cifar10", offline)
+    monkeypatch.setattr(data.celeba, "_download_celeba", offline)
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "empty-data-root"))
     monkeypatch.delenv("COURSE_CELEBA_DIR", raising=False)
 
@@ -76,7 +76,7 @@ def test_cifar10_offline_is_foolbox_20_images_and_says_so(tmp_path, capsys):
     assert ds.images.shape == (20, 3, 32, 32) and ds.images.dtype == torch.uint8
     assert ds.labels.dtype == torch.long and set(ds.labels.tolist()) <= set(range(10))
     # The label is in each file's name, cifar10_{index:02d}_{label}.png, in index order.
-    assert ds.labels.tolist() == [int(p.stem.split("_")[2]) for p in data.cifar10_offline_files()]
+    assert ds.labels.tolist() == [int(p.stem.split("_")[2]) for p in data.cifar10.cifar10_offline_files()]
     assert ds.labels[:4].tolist() == [3, 8, 8, 0]  # the first four of CIFAR-10's test set
     test = data.load_cifar10("test", source="offline", verbose=False)
     assert torch.equal(test.images, ds.images) and "smoke runs only" in test.source
@@ -175,7 +175,7 @@ def test_twemoji_multi_hot_has_one_category_and_one_own_subcategory_bit():
     assert torch.equal(ds.labels[:, :k].sum(1), torch.ones(len(ds)))
     assert torch.equal(ds.labels[:, k:].sum(1), torch.ones(len(ds)))
     assert (ds.labels[:, k:].sum(0) > 0).all(), "every subcategory bit is used"
-    catalogue = json.loads(data.twemoji_files()[1].read_text())
+    catalogue = json.loads(data.twemoji.twemoji_files()[1].read_text())
     parent = {e["subcategory"]: e["category"] for e in catalogue}
     for label in ds.labels:
         category, sub = int(label[:k].argmax()), subs[int(label[k:].argmax())]
@@ -212,41 +212,48 @@ def test_load_dataset_dispatches_lesson4_names(tmp_path):
 
 # ---------------------------------------------------------------- the training job on each data set
 
+@pytest.mark.slow
 def test_train_cifar10_from_its_folder_judges_with_that_folder(tmp_path, monkeypatch):
     """`train cifar10 --data DIR`: trained on DIR's batches, and the judge and the FID reference are asked of DIR
     too (not of a download that fails offline and would fall back to 20 images)."""
-    from course_utils import scratch_tasks
+    from course_utils import jobs
     write_cifar10_batches(tmp_path / "cifar", per_batch=8)
     asked = {}
 
+    class Judged:
+        def to_dict(self):
+            return {"class_accuracy": 0.5}
+
     def judged(models, *args, data_path=None, **kwargs):
         asked["data_path"] = data_path
-        return {name: {"class_accuracy": 0.5, "images": torch.zeros(1)} for name in models}
+        return {name: Judged() for name in models}
 
-    monkeypatch.setattr(scratch_tasks, "evaluate_weights", judged)
-    metrics = scratch_tasks.train_scratch("cifar10", "smoke", tmp_path / "run", data_path=tmp_path / "cifar",
-                                          progress=False)
+    monkeypatch.setattr(jobs, "evaluate_models", judged)
+    metrics = jobs.train("cifar10", "smoke", tmp_path / "run", data_path=tmp_path / "cifar", progress=False)
     assert metrics["num_train"] == 40 and metrics["data_source"].startswith("torchvision files")
-    assert asked["data_path"] == tmp_path / "cifar" and metrics["ema"]["class_accuracy"] == 0.5
+    assert asked["data_path"] == tmp_path / "cifar" and metrics["class_accuracy"] == 0.5
+    assert metrics["raw"]["class_accuracy"] == 0.5
 
 
+@pytest.mark.slow
 def test_offline_cifar10_trains_but_no_judge_is_made_from_20_images(tmp_path):
     """foolbox's 20 images run every code path; no judge is trained or cached on them, and the run says why."""
-    from course_utils.metrics import judge_dirs, load_or_train_judge
-    from course_utils.scratch_tasks import train_scratch
-    metrics = train_scratch("cifar10", "smoke", tmp_path / "run", progress=False)  # evaluate=True by default
+    from course_utils.evaluation import judge_dirs, load_or_train_judge
+    from course_utils.jobs import train
+    metrics = train("cifar10", "smoke", tmp_path / "run", progress=False)  # evaluate=True by default
     assert metrics["steps"] == 4 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
-    assert "ema" not in metrics and "smoke runs only" in metrics["evaluation"]
+    assert "class_accuracy" not in metrics and "smoke runs only" in metrics["evaluation"]
     with pytest.raises(DatasetUnavailableError, match="real training data.*--data DIR"):
         load_or_train_judge("cifar10", verbose=False)
     assert not judge_dirs("cifar10")[0].exists(), "nothing cached that a later real run would trust"
 
 
+@pytest.mark.slow
 def test_train_celeba_from_its_folder_conditions_on_the_chosen_attributes(tmp_path):
+    from course_utils.jobs import train
     from course_utils.pipelines import load_pipeline
-    from course_utils.scratch_tasks import train_scratch
     write_celeba_folder(tmp_path / "celeba", partition=(0,) * 6)
-    metrics = train_scratch("celeba", "smoke", tmp_path / "run", data_path=tmp_path / "celeba", progress=False,
+    metrics = train("celeba", "smoke", tmp_path / "run", data_path=tmp_path / "celeba", progress=False,
                             overrides={"batch_size": 4, "max_steps": 2})
     assert metrics["steps"] == 2 and metrics["num_train"] == 6 and metrics["data_source"].startswith("files:")
     assert metrics["evaluation"] == "skipped: no judge for this data set"

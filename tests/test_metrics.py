@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from course_utils.metrics import (JudgeClassifier, class_accuracy, evaluate_samples, frechet_distance,
-                                  per_class_accuracy, train_judge)
+from course_utils.evaluation import (
+    JudgeClassifier,
+    class_accuracy,
+    evaluate_samples,
+    frechet_distance,
+    per_class_accuracy,
+    train_judge,
+)
 
 
 def test_frechet_distance_closed_form():

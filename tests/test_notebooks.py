@@ -17,8 +17,12 @@ def cells(path):
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
 
-def test_there_is_at_least_one_lesson():
-    assert "01_class_conditioned_mnist.ipynb" in LESSONS
+def test_the_readme_lists_every_lesson_and_every_listed_lesson_exists():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = sorted(set(re.findall(r"notebooks/en/([0-9]{2}_\w+\.ipynb)", readme)))
+    assert listed == LESSONS and len(LESSONS) == 4
+    for lesson in LESSONS:
+        assert f"notebooks/zh/{lesson}" in readme, f"the README links the Chinese {lesson}"
 
 
 @pytest.mark.parametrize("lang", [EN, ZH], ids=["en", "zh"])

@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from course_utils.pipelines import (CheckpointError, ConditionalDDPMPipeline, load_pipeline, load_samples_npz,
-                                    save_samples_npz)
+from course_utils.files import load_samples_npz, save_samples_npz
+from course_utils.pipelines import CheckpointError, ConditionalDDPMPipeline, load_pipeline
 from course_utils.sampling import labels_per_class, sample_images
 from course_utils.schedulers import make_noise_scheduler
 
@@ -62,7 +62,26 @@ def test_loading_something_else_fails_clearly(tmp_path, pipe):
     meta["unet"] = ["diffusers", "UNet2DConditionModel"]
     index.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="holds a UNet2DConditionModel.*needs a ClassConditionedUnet"):
+        load_pipeline(tmp_path / "p", expected_model="ClassConditionedUnet")
+    with pytest.raises(CheckpointError, match="could not be loaded.*train again"):  # weights of another model
         load_pipeline(tmp_path / "p")
+
+
+def test_the_sampler_hands_its_seeded_generator_to_every_step_on_any_device(tiny_model, monkeypatch):
+    """The same seed gives the same DDPM samples on a GPU as well: the per-step noise comes from the seeded generator
+    whatever the device. Checked with PyTorch's meta device standing in for CUDA (no GPU here)."""
+    from course_utils import sampling
+    seen = []
+
+    def spy(model_fn, scheduler, x, steps, generator=None, **kwargs):
+        seen.append((x.device.type, generator))
+        return torch.zeros(x.shape), []
+
+    monkeypatch.setattr(sampling, "denoise", spy)
+    sample_images(tiny_model.to("meta"), make_noise_scheduler(), [1, 2, 3], 2, "ddpm", seed=5, device="meta")
+    (device, generator), = seen
+    assert device == "meta" and generator is not None
+    assert generator.initial_seed() == 5
 
 
 def test_empty_labels(pipe):

@@ -5,13 +5,14 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from course_utils import data
+from course_utils import data, experiments
 from course_utils.data import DatasetUnavailableError, load_dataset, load_sprites, load_twemoji
+from course_utils.experiments import mixed_label_shares
+from course_utils.jobs import build_model, pipeline_of
 from course_utils.models import LabelConditionedUnet, LabelEncoder, label_vectors
 from course_utils.pipelines import CheckpointError, ConditionalDDPMPipeline, load_pipeline
 from course_utils.sampling import sample_images
 from course_utils.schedulers import make_noise_scheduler
-from course_utils.tasks import build_model, mixed_label_shares, pipeline_of
 from course_utils.training import TrainConfig, time_mixed_precision, train_diffusion
 
 from course_fixtures import TINY_XATTN, write_sprite_files
@@ -187,11 +188,13 @@ def test_shared_loop_trains_the_cross_attention_model(tiny_xattn, tmp_path):
     assert pipe.label_encoder is result.model.label_encoder
 
 
-def test_build_model_picks_the_conditioning():
+def test_build_model_builds_the_config_s_model_class():
     ds = data.ImageDataset(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.arange(4) % 2, ["x", "y"])
-    assert type(build_model("cross_attention", ds, TINY_XATTN)).__name__ == "LabelConditionedUnet"
-    with pytest.raises(ValueError, match="conditioning must be"):
-        build_model("film", ds, {})
+    model = build_model({"model_class": "LabelConditionedUnet", "model": TINY_XATTN}, ds.one_hot())
+    assert type(model).__name__ == "LabelConditionedUnet" and model.num_classes == 2
+    assert model.label_encoder.config.class_names == ["x", "y"] and model.config.sample_size == 8
+    with pytest.raises(ValueError, match="unknown model_class 'Film'"):
+        build_model({"model_class": "Film", "model": {}}, ds)
 
 
 def test_time_mixed_precision_reports_each_dtype_and_restores_weights(tiny_xattn):
@@ -202,13 +205,24 @@ def test_time_mixed_precision_reports_each_dtype_and_restores_weights(tiny_xattn
     assert all(torch.equal(before[k], v) for k, v in tiny_xattn.state_dict().items())
 
 
-def test_mixed_label_shares_add_up(tiny_xattn):
-    from course_utils.metrics import JudgeClassifier
+def test_mixed_label_shares_mix_the_labels_and_count_the_judge_s_votes(tiny_xattn, monkeypatch):
+    from course_utils.evaluation import JudgeClassifier
     judge = JudgeClassifier(in_channels=3, num_classes=5, image_size=8).eval()
-    shares, images = mixed_label_shares(tiny_xattn, make_noise_scheduler(), judge, 0, 1, weights=(0, 1),
+    asked = []
+    model = lambda x, t, labels: (asked.append(labels.clone()), tiny_xattn(x, t, labels))[1]  # noqa: E731
+    model.config, model.parameters = tiny_xattn.config, tiny_xattn.parameters
+    model.eval, model.train, model.training = tiny_xattn.eval, tiny_xattn.train, False
+    # the judge's votes, per weight w = 0, 0.5, 1: three images each
+    votes = torch.tensor([2, 2, 4, 2, 1, 3, 1, 1, 1])
+    monkeypatch.setattr(experiments, "judge_predict", lambda j, imgs: (torch.eye(5)[votes], None))
+    shares, images = mixed_label_shares(model, make_noise_scheduler(), judge, 2, 1, weights=(0, 0.5, 1),
                                         per_weight=3, steps=2)
-    assert images.shape == (6, 3, 8, 8) and [s["w"] for s in shares] == [0, 1]
-    assert all(abs(s["a"] + s["b"] + s["other"] - 1) < 1e-6 for s in shares)
+    assert images.shape == (9, 3, 8, 8) and [s["w"] for s in shares] == [0, 0.5, 1]
+    assert torch.allclose(asked[0][3], torch.tensor([0, 0.5, 0.5, 0, 0])), "w = 0.5: half of each class"
+    assert torch.allclose(asked[0][0], torch.eye(5)[2]) and torch.allclose(asked[0][8], torch.eye(5)[1])
+    assert [round(s["a"], 3) for s in shares] == [0.667, 0.333, 0.0]
+    assert [round(s["b"], 3) for s in shares] == [0.0, 0.333, 1.0]
+    assert [round(s["other"], 3) for s in shares] == [0.333, 0.333, 0.0]
 
 
 def test_sample_images_takes_label_vectors(tiny_xattn):

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.text import (CaptionedImages, TextEncoder, TextEncoderUnavailableError, guided_prediction,
-                               load_coco_captions, load_emoji_captions, load_text_encoder, minilm_path)
+from course_utils import text
+from course_utils.data import CaptionedImages, load_coco_captions, load_emoji_captions
+from course_utils.errors import TextEncoderUnavailableError
+from course_utils.sampling import conditioned, guided_prediction
+from course_utils.text import TextEncoder, load_text_encoder, minilm_path
 from course_utils.training import TrainConfig, drop_condition, train_diffusion
 
 
@@ -34,6 +37,29 @@ def test_auto_falls_back_to_minilm_offline(monkeypatch, capsys):
     enc = load_text_encoder("auto", max_length=8)
     assert enc.backend == "minilm"
     assert "CLIP unavailable" in capsys.readouterr().err
+
+
+def test_auto_downloads_clip_where_the_hub_answers(monkeypatch, capsys):
+    """Online (a Colab learner), `auto` asks for CLIP with the network allowed; offline it looks in the cache only."""
+    asked = []
+
+    def clip(max_length=None, local_only=False):
+        asked.append(local_only)
+        raise TextEncoderUnavailableError("no weights here") from OSError()
+
+    monkeypatch.setattr(TextEncoder, "clip", staticmethod(clip))
+    monkeypatch.setattr(text, "hub_reachable", lambda timeout=3.0: True)
+    assert load_text_encoder("auto", max_length=8).backend == "minilm"  # the download failed: fall back, say so
+    monkeypatch.setattr(text, "hub_reachable", lambda timeout=3.0: False)
+    load_text_encoder("auto", max_length=8)
+    assert asked == [False, True]
+    assert capsys.readouterr().err.count("using the packaged MiniLM") == 2
+
+
+def test_hub_reachable_is_false_offline_without_touching_the_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(text.socket, "create_connection", lambda *a, **k: pytest.fail("network used"))
+    assert not text.hub_reachable()
 
 
 def test_clip_fails_clearly_when_its_weights_are_unavailable(monkeypatch):
@@ -122,8 +148,14 @@ def test_guidance_scale_one_is_conditional_and_zero_unconditional():
     torch.testing.assert_close(guided_prediction(model_fn, x, 10, cond, uncond, 0.0), x * 0.5)
     torch.testing.assert_close(guided_prediction(model_fn, x, 10, cond, uncond, 3.0), x * (0.5 + 3 * 1.5))
     assert calls == [6, 6, 6]  # one batched forward pass per step
+    null = lambda c: uncond  # noqa: E731
+    torch.testing.assert_close(conditioned(model_fn, cond, 3.0, null)(x, 10), x * (0.5 + 3 * 1.5))
+    torch.testing.assert_close(conditioned(model_fn, cond, 0.0, null)(x, 10), x * 0.5)
+    assert calls[3:] == [6, 3], "scale 0 needs only the unconditional prediction"
     with pytest.raises(ValueError, match=">= 0"):
-        guided_prediction(model_fn, x, 10, cond, uncond, -1.0)
+        conditioned(model_fn, cond, -1.0, null)
+    with pytest.raises(ValueError, match="null condition"):
+        conditioned(model_fn, cond, 3.0, None)
 
 
 def test_drop_condition_handles_tensors_and_dicts():
@@ -234,17 +266,20 @@ def test_text_pipeline_refuses_bad_input(text_pipe):
         text_pipe.set_text_encoder(Other())
 
 
+@pytest.mark.slow
 def test_train_captions_smoke_writes_a_pipeline_and_the_guidance_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from course_utils.tasks import train_captions
-    metrics = train_captions("smoke", tmp_path / "run", progress=False)
+    from course_utils.jobs import train
+    metrics = train("captions", "smoke", tmp_path / "run", progress=False)
     assert metrics["text_encoder"] == "minilm" and metrics["steps"] == 8 and metrics["cond_drop_prob"] == 0.1
     assert [r["guidance_scale"] for r in metrics["guidance"]] == [0.0, 1.0, 3.0, 7.0]
     assert all(0 <= r["prompt_top1"] <= r["prompt_top5"] <= 1 for r in metrics["guidance"])
-    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists() and (tmp_path / "run" / "guidance.png").exists()
-    assert train_captions("smoke", tmp_path / "run", progress=False, evaluate=False)["steps"] == 8  # resumes, done
+    assert (tmp_path / "run" / "pipeline" / "model_index.json").exists()
+    assert (tmp_path / "run" / "guidance.png").exists()
+    assert train("captions", "smoke", tmp_path / "run", progress=False, evaluate=False)["steps"] == 8  # resumed, done
 
 
+@pytest.mark.slow
 def test_two_processes_under_accelerate_launch(tmp_path):
     """The same command under `accelerate launch` with 2 CPU processes (gloo) trains and writes a checkpoint."""
     import os
@@ -262,21 +297,21 @@ def test_two_processes_under_accelerate_launch(tmp_path):
     assert state["step"] == 3 and (tmp_path / "run" / "pipeline" / "model_index.json").exists()
 
 
+@pytest.mark.slow
 def test_train_captions_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):
     """Lesson 1's resume, for the captions job: a longer second run continues the first one's steps and losses."""
-    import course_utils.text
-    from course_utils.tasks import train_captions
+    from course_utils import jobs
     from course_utils.training import list_checkpoints
     full = load_emoji_captions(16, "train", verbose=False)
     few = CaptionedImages(full.images[:96], full.captions[:96], full.source, full.name, full.categories[:96])
-    monkeypatch.setattr(course_utils.text, "load_emoji_captions", lambda *a, **k: few)  # encode 96 captions, not 753
+    monkeypatch.setattr(jobs, "load_emoji_captions", lambda *a, **k: few)  # encode 96 captions, not 753
     run, every = tmp_path / "run", {"checkpoint_every": 2}
-    first = train_captions("smoke", run, progress=False, evaluate=False, overrides={"max_steps": 4, **every})
+    first = jobs.train("captions", "smoke", run, progress=False, evaluate=False, overrides={"max_steps": 4, **every})
     ckpts = list_checkpoints(run / "checkpoints")
     assert first["steps"] == 4 and [c.name for c in ckpts] == ["step-0000002", "step-0000004"]
     before = json.loads((ckpts[-1] / "trainer_state.json").read_text())
     capsys.readouterr()
-    second = train_captions("smoke", run, progress=False, evaluate=False, overrides={"max_steps": 6, **every})
+    second = jobs.train("captions", "smoke", run, progress=False, evaluate=False, overrides={"max_steps": 6, **every})
     assert "resumed from step-0000004 at step 4" in capsys.readouterr().out
     after = json.loads((list_checkpoints(run / "checkpoints")[-1] / "trainer_state.json").read_text())
     assert second["steps"] == after["step"] == 6 and second["train_seconds"] >= first["train_seconds"]
@@ -301,7 +336,7 @@ def text_pipe16(minilm, tmp_path):
 
 def test_sample_prompts_then_evaluate_from_the_shell(text_pipe16, tmp_path, capsys):
     from course_utils.cli import main
-    from course_utils.pipelines import load_samples_npz
+    from course_utils.files import load_samples_npz
     from course_utils.schedulers import make_sampler
     pipe, path = text_pipe16
     prompts = ["red apple", "slightly smiling face", "a purple cow on the moon"]  # train, held-out, not an emoji
@@ -330,8 +365,8 @@ def test_sample_prompts_then_evaluate_from_the_shell(text_pipe16, tmp_path, caps
 
 
 def test_evaluate_a_prompts_file_without_emoji_names_measures_nothing_and_says_why(tmp_path):
-    from course_utils.pipelines import save_samples_npz
-    from course_utils.tasks import evaluate_file
+    from course_utils.files import save_samples_npz
+    from course_utils.jobs import evaluate_file
     path = save_samples_npz(tmp_path / "coco.npz", torch.rand(2, 3, 16, 16), torch.zeros(2), dataset="coco16",
                             prompts=["a man riding a horse on a beach"], guidance_scale=3.0)
     report = evaluate_file(path)
@@ -340,12 +375,12 @@ def test_evaluate_a_prompts_file_without_emoji_names_measures_nothing_and_says_w
 
 
 def test_sample_explains_which_pipeline_takes_prompts(text_pipe16, tmp_path, capsys):
-    from course_fixtures import TINY_UNET
-
     from course_utils.cli import main
     from course_utils.models import ClassConditionedUnet
     from course_utils.pipelines import ConditionalDDPMPipeline
     from course_utils.schedulers import make_noise_scheduler
+
+    from course_fixtures import TINY_UNET
     _, text_path = text_pipe16
     out = str(tmp_path / "s.npz")
     assert main(["sample", str(text_path), "--out", out]) == 2
@@ -361,7 +396,7 @@ def test_sample_explains_which_pipeline_takes_prompts(text_pipe16, tmp_path, cap
     err = capsys.readouterr().err
     assert "class-conditioned pipeline" in err and "not --prompt" in err and "10 classes" in err
     assert main(["sample", str(labels_path), "--guidance-scale", "3", "--out", out]) == 2
-    assert "--guidance-scale is for text-to-image pipelines" in capsys.readouterr().err
+    assert "integer class labels and has no 'no label' input" in capsys.readouterr().err
     assert not (tmp_path / "s.npz").exists()
 
 

@@ -3,9 +3,10 @@ import json
 import pytest
 import torch
 
+from course_utils.configs import load_config
+from course_utils.errors import ConfigError
 from course_utils.schedulers import make_noise_scheduler
-from course_utils.training import (TrainConfig, diffusion_loss, list_checkpoints, resolve_mixed_precision,
-                                   steps_for_epochs, train_diffusion)
+from course_utils.training import TrainConfig, diffusion_loss, list_checkpoints, steps_for_epochs, train_diffusion
 
 CFG = dict(batch_size=16, learning_rate=1e-3, ema_decay=0.9, mixed_precision="no", log_every=1, seed=3,
            lr_schedule="cosine", warmup_steps=2)
@@ -23,8 +24,9 @@ def test_loss_decreases_on_a_fixed_batch(tiny_model, tiny_dataset):
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
-    from course_fixtures import TINY_UNET
     from course_utils.models import ClassConditionedUnet
+
+    from course_fixtures import TINY_UNET
 
     def fresh():
         torch.manual_seed(0)
@@ -59,7 +61,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tm
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(tiny_model, tiny_dataset, tmp_path):
-    from course_utils.metrics import JudgeClassifier
+    from course_utils.evaluation import JudgeClassifier
     sched = make_noise_scheduler()
     train_diffusion(tiny_model, sched, tiny_dataset, TrainConfig(max_steps=1, **CFG), out_dir=tmp_path, progress=False)
     state_file = list_checkpoints(tmp_path / "checkpoints")[-1] / "trainer_state.json"
@@ -104,11 +106,27 @@ def test_condition_dropout_needs_a_null_condition(tiny_model, tiny_dataset):
                         TrainConfig(max_steps=1, cond_drop_prob=0.1, **CFG), progress=False)
 
 
-def test_mixed_precision_choice():
-    assert resolve_mixed_precision("auto", "cpu") == "no"
-    assert resolve_mixed_precision("bf16", "cpu") == "bf16"
-    with pytest.raises(ValueError):
-        resolve_mixed_precision("fp8", "cpu")
+def test_train_config_defaults_are_the_course_recipe():
+    cfg = TrainConfig()
+    recipe = (cfg.snr_gamma, cfg.loss_weighting, cfg.lr_schedule, cfg.learning_rate)
+    assert recipe == (5.0, "clipped_snr", "cosine", 2e-3)
+    # the configs rely on it: lesson 1's cpu preset writes none of these and gets the recipe
+    mnist = TrainConfig.from_config(load_config("mnist", "cpu"), 60000)
+    assert (mnist.snr_gamma, mnist.loss_weighting, mnist.warmup_steps) == (5.0, "clipped_snr", 50)
+    # and lesson 4's CIFAR-10 asks for plain L_simple explicitly
+    assert TrainConfig.from_config(load_config("cifar10", "gpu"), 50000).snr_gamma is None
+
+
+def test_train_config_from_a_config_section_and_epochs():
+    cfg = load_config("emoji32", "cpu")
+    exercise = TrainConfig.from_config(cfg, 753, "exercise")
+    assert exercise.cond_drop_prob == 0.1 and exercise.batch_size == 32 and exercise.max_steps == 800
+    gpu = TrainConfig.from_config(load_config("mnist", "gpu"), 60000)
+    assert gpu.max_steps == 4680  # 10 epochs of batch 128
+    sprites = TrainConfig.from_config(load_config("sprites", "gpu"), 753)
+    assert sprites.max_steps == 4000  # 32 epochs of the offline emoji are fewer than min_steps
+    with pytest.raises(ConfigError, match="unknown train setting.*lerning_rate"):
+        TrainConfig.from_config({"train": {"lerning_rate": 1e-3}}, 10)
 
 
 def test_steps_for_epochs():

