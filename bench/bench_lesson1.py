@@ -1,15 +1,23 @@
 """Lesson 1 benchmarks. Prints measured figures (and writes them as JSON next to the run).
 
   python bench/bench_lesson1.py throughput   # seed recipe vs cpu preset, fp32 vs bf16 autocast: ms per step
-  python bench/bench_lesson1.py recipe       # train mnist on the cpu preset and judge it (about 10 minutes)
-  python bench/bench_lesson1.py samplers     # DDPM 1000 / DDIM 50 / DPM-Solver++ 20 on one trained model
-  python bench/bench_lesson1.py ablation     # what each change of the cpu recipe buys, same time budget each
+  python bench/bench_lesson1.py recipe       # train mnist on the cpu preset and judge it (about 7 minutes)
+  python bench/bench_lesson1.py side-by-side # the source recipe and the cpu preset, same budget, interleaved,
+                                             # two seeds each (4 x 300 s of training: about 25 minutes)
+  python bench/bench_lesson1.py samplers     # every sampler, with and without guidance, on one trained model
+  python bench/bench_lesson1.py why        # why deterministic samplers lose: spacing, order, thresholding, eta
+  python bench/bench_lesson1.py embedding    # exercise 2: class-embedding sizes at the exercise's budget
+  python bench/bench_lesson1.py fashion      # exercise 1: the cpu recipe on Fashion-MNIST, the exercise's steps
+  python bench/bench_lesson1.py variants --set batch   # the searches behind the cpu recipe: variants of the earlier
+  python bench/bench_lesson1.py variants --set patch   # recipe interleaved, judged at 50 per class (about 20 min)
+  python bench/bench_lesson1.py ablation     # what each change of the earlier cpu recipe bought, same budget
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 from pathlib import Path
@@ -17,7 +25,10 @@ from pathlib import Path
 import torch
 
 import course_utils as cu
-from course_utils.models import ClassConditionedUnet, count_parameters
+from course_utils.configs import merge
+from course_utils.evaluation import reference_images
+from course_utils.models import ClassConditionedUnet, count_parameters, null_condition_for
+from course_utils.training import train_interleaved, training_run
 
 from common import announce, report
 
@@ -40,21 +51,26 @@ def time_steps(variants: dict, batch: int, rounds: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def throughput(rounds: int) -> dict:
+def throughput(rounds: int, batch: int = 32) -> dict:
+    """Milliseconds per training step at the cpu preset's batch size: the source recipe's model, the earlier cpu
+    model (three levels, no folding) and the cpu preset's (2x2 pixels folded into channels), fp32 and bf16."""
     seed = cu.load_config("mnist", "gpu")["model"]
     cpu = cu.load_config("mnist", "cpu")
+    earlier = merge(cpu, EARLIER_CPU)
     variants = {
-        "seed recipe model, batch 128, fp32": (ClassConditionedUnet(**seed), None),
-        "cpu preset model, fp32": (ClassConditionedUnet(**cpu["model"]), None),
+        "source recipe model, fp32": (ClassConditionedUnet(**seed), None),
+        "earlier cpu model (16, 32, 64), fp32": (ClassConditionedUnet(**earlier["model"]), None),
+        "cpu preset model, patch 2, (32, 64), fp32": (ClassConditionedUnet(**cpu["model"]), None),
         "cpu preset model, bf16 autocast": (ClassConditionedUnet(**cpu["model"]), torch.bfloat16),
     }
-    med = time_steps(variants, 128, rounds)
-    out = {}
+    med = time_steps(variants, batch, rounds)
+    out = {"batch": batch}
     for k, s in med.items():
-        out[k] = {"ms_per_step_batch128": round(s * 1000), "images_per_s": round(128 / s),
+        out[k] = {"ms_per_step": round(s * 1000), "images_per_s": round(batch / s),
                   "parameters": count_parameters(variants[k][0])}
-    base = med["cpu preset model, fp32"]
-    out["ratio seed/cpu-preset (per image)"] = round(med["seed recipe model, batch 128, fp32"] / base, 2)
+    base = med["cpu preset model, patch 2, (32, 64), fp32"]
+    out["ratio source/cpu-preset"] = round(med["source recipe model, fp32"] / base, 2)
+    out["ratio earlier/cpu-preset"] = round(med["earlier cpu model (16, 32, 64), fp32"] / base, 2)
     out["ratio bf16/fp32 (cpu preset)"] = round(med["cpu preset model, bf16 autocast"] / base, 2)
     return out
 
@@ -66,16 +82,219 @@ def recipe(out_dir: Path) -> dict:
     return metrics
 
 
+def judged(model, noise_scheduler, sampler: str, steps: int, per_class: int, scale=None, seed: int = 0) -> dict:
+    ev = cu.evaluate_model(model, noise_scheduler, "mnist", sampler, steps, per_class, seed=seed,
+                           guidance_scale=scale, null_condition=null_condition_for(model) if scale else None)
+    return {"class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
+            "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
+            "per_class_accuracy": [round(a, 3) for a in ev.report.per_class_accuracy],
+            "model_evals_per_sample": steps * (2 if scale else 1),
+            "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
+
+
+# (sampler, steps, guidance scale or None): 20-25 model evaluations each
+SAMPLERS = [("ddpm", 25, None), ("ddim", 25, None), ("dpm", 20, None), ("dpm", 25, None), ("dpm-sde", 20, None),
+            ("dpm-sde", 25, None), ("ddpm", 12, 2.0), ("ddim", 12, 2.0), ("dpm", 12, 2.0), ("dpm-sde", 12, 2.0),
+            ("dpm-sde", 12, 2.5)]
+
+
 def samplers(checkpoint: Path, per_class: int) -> dict:
+    """Judge one trained model with each sampler, from the same labels and noise."""
     pipe = cu.load_pipeline(checkpoint)
     out = {}
-    for name, steps in cu.load_config("mnist", "cpu")["compare_samplers"]:
-        ev = cu.evaluate_model(pipe.unet, pipe.scheduler, "mnist", name, steps, per_class)
-        out[f"{name} {steps} steps"] = {"class_accuracy": round(ev.report.class_accuracy, 4),
-                                        "fid": round(ev.report.fid, 2),
-                                        "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
-                                        "model_evals_per_sample": steps,
-                                        "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
+    for name, steps, scale in SAMPLERS:
+        if scale and pipe.null_condition is None:
+            continue
+        key = f"{name} {steps} steps" + (f", guidance {scale:g}" if scale else "")
+        out[key] = judged(pipe.unet, pipe.scheduler, name, steps, per_class, scale)
+        print(key, {k: v for k, v in out[key].items() if k != "per_class_accuracy"}, flush=True)
+    return out
+
+
+def why(checkpoint: Path, per_class: int) -> dict:
+    """Unguided, 20-25 steps, same labels and noise: each suspect for the gap between DDPM and the deterministic
+    solvers changed alone (timestep spacing, solver order, thresholding, DDIM's eta, other solvers)."""
+    from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
+                           EulerAncestralDiscreteScheduler, UniPCMultistepScheduler)
+    pipe = cu.load_pipeline(checkpoint)
+    model, cfg = pipe.unet, pipe.scheduler.config
+    dpm = dict(algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing")
+
+    def solver(**change):
+        return DPMSolverMultistepScheduler.from_config(cfg, **{**dpm, **change})
+
+    ddim = DDIMScheduler.from_config(cfg, timestep_spacing="trailing", clip_sample=False)
+    variants = {  # name: (scheduler, steps, extra step() arguments)
+        "DDPM 25": (DDPMScheduler.from_config(cfg), 25, {}),
+        "DPM-Solver++ 20, trailing (the course's)": (solver(), 20, {}),
+        "DPM-Solver++ 20, leading": (solver(timestep_spacing="leading"), 20, {}),
+        "DPM-Solver++ 20, linspace": (solver(timestep_spacing="linspace"), 20, {}),
+        "DPM-Solver++ 20, order 1": (solver(solver_order=1), 20, {}),
+        "DPM-Solver++ 20, thresholding": (solver(thresholding=True), 20, {}),
+        "DPM-Solver++ 20, no lower_order_final": (solver(lower_order_final=False), 20, {}),
+        "SDE-DPM-Solver++ 20": (solver(algorithm_type="sde-dpmsolver++"), 20, {}),
+        "DDIM 20, eta 0": (ddim, 20, {}),
+        "DDIM 20, eta 1 (stochastic)": (ddim, 20, {"eta": 1.0}),
+        "UniPC 20": (UniPCMultistepScheduler.from_config(cfg, timestep_spacing="trailing"), 20, {}),
+        "Euler ancestral 20 (stochastic)": (
+            EulerAncestralDiscreteScheduler.from_config(cfg, timestep_spacing="trailing"), 20, {}),
+    }
+    judge, info = cu.load_or_train_judge("mnist", verbose=False)
+    reference = reference_images("mnist")
+    labels = cu.labels_per_class(10, per_class)
+    out = {}
+    for name, (sched, steps, extra) in variants.items():
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn((len(labels), 1, 28, 28), generator=generator)
+        start = time.perf_counter()
+        with torch.no_grad():
+            sched.set_timesteps(steps)
+            x = x * sched.init_noise_sigma
+            for t in sched.timesteps:
+                pred = model(sched.scale_model_input(x, t), t, labels)
+                kw = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
+                x = sched.step(pred, t, x, **kw, **extra).prev_sample
+        seconds = time.perf_counter() - start
+        q = cu.evaluate_samples(judge, cu.to_unit_range(x), labels, reference, info["test_accuracy"])
+        out[name] = {"class_accuracy": round(q.class_accuracy, 4), "fid": round(q.fid, 2),
+                     "fid_real_vs_real": round(q.fid_real_vs_real, 2), "seconds": round(seconds, 1)}
+        print(name, out[name], flush=True)
+    return out
+
+
+def side_by_side(budget_s: float, seeds: list[int], per_class: int) -> dict:
+    """The source recipe (the gpu preset's model and training settings) and the cpu preset, each trained for the
+    same own-time budget from the same seeds, all interleaved one step at a time; each judged with its preset's
+    own sampler. Medians over the seeds, and the ratio of the two."""
+    data = cu.load_dataset("mnist", "train", verbose=False)
+    recipes = {"source recipe (gpu preset)": "gpu", "cpu preset": "cpu"}
+    runs, setups = {}, {}
+    for label, preset in recipes.items():
+        for seed in seeds:
+            cfg = merge(cu.load_config("mnist", preset), {"train": {
+                "time_limit_s": budget_s, "max_steps": 10**6, "checkpoint_every": 0, "seed": seed}})
+            config = cu.TrainConfig.from_config(cfg, len(data))
+            torch.manual_seed(seed)
+            model = cu.build_model(cfg, data)
+            sched = cu.build_noise_scheduler(cfg)
+            null = null_condition_for(model) if config.cond_drop_prob > 0 else None
+            runs[(label, seed)] = training_run(model, sched, data, config, null_condition=null, progress=False)
+            setups[(label, seed)] = (sched, cfg)
+    results = train_interleaved(runs)
+    out = {}
+    for (label, seed), res in results.items():
+        sched, cfg = setups[(label, seed)]
+        s = cfg["sample"]
+        fig = judged(res.model, sched, s["sampler"], s["steps"], per_class, s.get("guidance_scale"))
+        fig.update(steps=res.step, train_seconds=round(res.train_seconds, 1))
+        out.setdefault(label, {})[f"seed {seed}"] = fig
+        print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
+    for label in recipes:
+        runs_of = list(out[label].values())
+        out[label]["median"] = {k: statistics.median(r[k] for r in runs_of)
+                                for k in ("class_accuracy", "fid", "fid_real_vs_real", "steps", "train_seconds")}
+    src, cpu = (out[k]["median"] for k in recipes)
+    out["cpu preset / source recipe"] = {"class_accuracy": round(cpu["class_accuracy"] / src["class_accuracy"], 2),
+                                         "steps": round(cpu["steps"] / src["steps"], 2)}
+    return out
+
+
+def embedding(per_class: int | None) -> dict:
+    """Exercise 2's runs: the cpu preset's model with class embeddings of 1, 4 and 16 channels and a fixed one-hot
+    code, each trained for the exercise's steps from the same seed; judged class accuracy. The exercise's
+    reference ranges in mnist.yaml come from this."""
+    cfg = cu.load_config("mnist", "cpu")
+    data = cu.load_dataset("mnist", "train", verbose=False)
+    per_class = per_class or cfg["embedding"]["per_class"]
+    s = cfg["sample"]
+    out = {}
+    for size in (1, 4, 16, "one-hot"):
+        torch.manual_seed(0)
+        model = ClassConditionedUnet(**{**cfg["model"], "class_emb_size": 10 if size == "one-hot" else size})
+        if size == "one-hot":
+            with torch.no_grad():
+                model.class_emb.weight.copy_(torch.eye(model.class_emb.num_embeddings, 10))
+            model.class_emb.weight.requires_grad_(False)
+        config = cu.TrainConfig.from_config(cfg, len(data), "embedding")
+        sched = cu.build_noise_scheduler(cfg)
+        start = time.perf_counter()
+        res = cu.train_diffusion(model, sched, data, config, null_condition=null_condition_for(model), progress=False)
+        seconds = time.perf_counter() - start
+        out[str(size)] = judged(res.model, sched, s["sampler"], s["steps"], per_class, s.get("guidance_scale"))
+        out[str(size)].update(steps=res.step, train_seconds=round(seconds, 1))
+        print(size, out[str(size)]["class_accuracy"], flush=True)
+    return out
+
+
+# the cpu preset before the current recipe (README: "what each change bought"); the ablation varies this one
+EARLIER_CPU = {"model": dict(class_emb_size=16, patch_size=1, null_class=False, block_out_channels=(16, 32, 64),
+                             down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+                             up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D")),
+               "train": dict(max_steps=1500, batch_size=64, ema_decay=0.999, cond_drop_prob=0.0)}
+def fashion(per_class: int | None) -> dict:
+    """Exercise 1's run: the cpu preset's model and recipe on Fashion-MNIST for the exercise's steps, judged per
+    class by a Fashion-MNIST judge. The exercise's reference range in fashion_mnist.yaml comes from this."""
+    cfg = cu.load_config("fashion_mnist", "cpu")
+    data = cu.build_dataset(cfg, "train")
+    config = cu.TrainConfig.from_config(cfg, len(data), "exercise")
+    torch.manual_seed(0)
+    model = cu.build_model(cfg, data)
+    sched = cu.build_noise_scheduler(cfg)
+    start = time.perf_counter()
+    res = cu.train_diffusion(model, sched, data, config, null_condition=null_condition_for(model), progress=False)
+    seconds = time.perf_counter() - start
+    s = cfg["sample"]
+    ev = cu.evaluate_model(res.model, sched, "fashion_mnist", s["sampler"], s["steps"],
+                           per_class or cfg["eval_per_class"], seed=0, guidance_scale=s.get("guidance_scale"),
+                           null_condition=null_condition_for(res.model))
+    names = cu.data.FASHION_CLASSES
+    return {"steps": res.step, "train_seconds": round(seconds, 1),
+            "class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
+            "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
+            "judge_test_accuracy": round(ev.report.judge_test_accuracy, 4),
+            "per_class_accuracy": {n: round(a, 3) for n, a in zip(names, ev.report.per_class_accuracy)}}
+
+
+CFG = {"model": {"null_class": True}, "train": {"cond_drop_prob": 0.1}}
+PATCH2 = {"model": {"patch_size": 2, "block_out_channels": (32, 64),
+                    "down_block_types": ("DownBlock2D", "AttnDownBlock2D"),
+                    "up_block_types": ("AttnUpBlock2D", "UpBlock2D")}}
+# name: (changes to the earlier cpu recipe, fixed steps or None for the time budget)
+VARIANT_SETS = {
+    "batch": {"batch 64": ({}, None), "batch 32": ({"train": {"batch_size": 32}}, None),
+              "batch 32, label dropout": (merge(CFG, {"train": {"batch_size": 32}}), None)},
+    "patch": {"batch 32, dropout, EMA 0.99": (merge(CFG, {"train": {"batch_size": 32, "ema_decay": 0.99}}), 900),
+              "patch 2, (32, 64), batch 32, dropout, EMA 0.99": (
+                  merge(merge(CFG, PATCH2), {"train": {"batch_size": 32, "ema_decay": 0.99}}), 1350)},
+}
+VARIANT_EVALS = [("ddpm", 25, None), ("dpm-sde", 20, None), ("dpm-sde", 12, 2.0), ("dpm-sde", 12, 2.5)]
+
+
+def variants(which: str, budget_s: float, per_class: int) -> dict:
+    """Variants of the earlier cpu recipe trained interleaved (each for the budget, or for its fixed steps, which
+    were chosen to take about the same time), then judged with and without guidance."""
+    data = cu.load_dataset("mnist", "train", verbose=False)
+    runs, setups = {}, {}
+    for name, (change, steps) in VARIANT_SETS[which].items():
+        cfg = merge(merge(cu.load_config("mnist", "cpu"), EARLIER_CPU), change)
+        cfg["train"].update(checkpoint_every=0, time_limit_s=None if steps else budget_s,
+                            max_steps=steps or 1500)  # the learning rate decays over the budget
+        config = cu.TrainConfig.from_config(cfg, len(data))
+        torch.manual_seed(0)
+        model = cu.build_model(cfg, data)
+        null = null_condition_for(model) if config.cond_drop_prob > 0 else None
+        runs[name] = training_run(model, cu.build_noise_scheduler(cfg), data, config, null_condition=null,
+                                  progress=False)
+        setups[name] = cu.build_noise_scheduler(cfg)
+    out = {}
+    for name, res in train_interleaved(runs).items():
+        out[name] = {"steps": res.step, "train_seconds": round(res.train_seconds, 1)}
+        for sampler, steps, scale in VARIANT_EVALS:
+            if scale and null_condition_for(res.model) is None:
+                continue
+            key = f"{sampler} {steps}" + (f" s={scale:g}" if scale else "")
+            out[name][key] = judged(res.model, setups[name], sampler, steps, per_class, scale)
+            print(name, res.step, key, out[name][key]["class_accuracy"], out[name][key]["fid"], flush=True)
     return out
 
 
@@ -101,7 +320,7 @@ def ablation(budget_s: float, per_class: int) -> dict:
     judge, info = cu.load_or_train_judge("mnist", verbose=False)
     out = {}
     for name, change in ABLATION.items():
-        preset = cu.load_config("mnist", "cpu")
+        preset = merge(cu.load_config("mnist", "cpu"), EARLIER_CPU)
         preset["model"].update(change.get("model", {}))
         preset["train"].update(change.get("train", {}))
         # cosine decay over what the budget allows (about 1500 steps of the thin UNet in 540 s here)
@@ -124,12 +343,17 @@ def ablation(budget_s: float, per_class: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "samplers", "ablation"])
-    p.add_argument("--budget", type=float, default=240, help="ablation: training seconds per variant")
+    p.add_argument("part", choices=["throughput", "recipe", "side-by-side", "samplers", "embedding", "fashion",
+                                    "variants", "why", "ablation"])
+    p.add_argument("--set", default="patch", choices=sorted(VARIANT_SETS), help="variants: which search")
+    p.add_argument("--budget", type=float, default=None,
+                   help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-mnist-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
-    p.add_argument("--per-class", type=int, default=20)
+    p.add_argument("--per-class", type=int, default=None,
+                   help="samples per class to judge (samplers: 100, side-by-side and ablation: 50 and 20)")
     args = p.parse_args()
     announce("bench_lesson1.py")
     if args.part == "throughput":
@@ -137,9 +361,20 @@ def main():
     elif args.part == "recipe":
         result = recipe(Path(args.out))
     elif args.part == "ablation":
-        result = ablation(args.budget, args.per_class)
+        result = ablation(args.budget or 240, args.per_class or 20)
+    elif args.part == "side-by-side":
+        budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
+        result = side_by_side(budget, args.seeds, args.per_class or 50)
+    elif args.part == "embedding":
+        result = embedding(args.per_class)
+    elif args.part == "why":
+        result = why(Path(args.checkpoint), args.per_class or 100)
+    elif args.part == "variants":
+        result = variants(args.set, args.budget or 300, args.per_class or 50)
+    elif args.part == "fashion":
+        result = fashion(args.per_class)
     else:
-        result = samplers(Path(args.checkpoint), args.per_class)
+        result = samplers(Path(args.checkpoint), args.per_class or 100)
     report("lesson1", args.part, result)
 
 

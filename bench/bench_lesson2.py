@@ -100,9 +100,11 @@ def mix(checkpoint: Path, per_weight: int) -> dict:
     judge, _ = cu.load_or_train_judge("twemoji16", verbose=False)
     names = pipe.label_encoder.config.class_names
     out = {}
+    start = time.perf_counter()
     for a, b in ((2, 1), (0, 4)):
         shares, _ = cu.mixed_label_shares(pipe.denoiser, pipe.scheduler, judge, a, b, per_weight=per_weight)
         out[f"{names[a]} -> {names[b]}"] = [{k: round(v, 3) for k, v in s.items()} for s in shares]
+    out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 
 
