@@ -211,20 +211,20 @@ def train(task: str, preset: str | None = None, out_dir: str | os.PathLike | Non
         if evaluate:
             metrics.update(_evaluate_text(cfg, result.model, noise_scheduler, data, out_dir))
     else:
-        metrics.update(_pictures(cfg, result.model, pipe.scheduler, data, out_dir))
+        metrics.update(draw_pictures(cfg, result.model, pipe.scheduler, data, out_dir))
         if evaluate:
             metrics.update(_evaluate_classes(cfg, result, pipe.scheduler, data, source, data_path))
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
-def _pictures(cfg, model, scheduler, data, out_dir: Path, per_row: int = 8) -> dict:
+def draw_pictures(cfg, model, scheduler, data, out_dir: Path, per_row: int = 8) -> dict:
     """``samples.png`` (a row per class, labelled) and ``denoising.gif`` (one sample per row, noise to image)."""
     s = cfg["sample"]
     labels, names = grid_labels(data, per_row)
     images, frames = sample_images(model, scheduler, labels, s["steps"], s["sampler"], seed=0,
                                    keep_every=max(1, s["steps"] // 20), **guidance_of(cfg, model))
-    save_grid(images, out_dir / "samples.png", nrow=per_row, row_labels=names,
+    save_grid(images, out_dir / "samples.png", nrow=per_row, row_labels=names, scale=1.0,
               title=f"{cfg['task']}, preset {cfg['preset']}: {s['sampler']}, {s['steps']} steps")
     save_gif([f[::per_row] for f in frames], out_dir / "denoising.gif", nrow=len(frames[0][::per_row]))
     return {}
