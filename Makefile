@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test test-fast lint stamp sync bench clean book
+.PHONY: setup run test test-fast lint stamp sync outputs bench clean book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ stamp: setup
 sync: setup
 	$(PY) scripts/sync_zh_code.py
 	$(VENV)/bin/jupytext --sync notebooks/en/*.py notebooks/zh/*.py
+
+## Execute every lesson (both languages) at the cpu preset and store the outputs in the .ipynb: about 2.5 hours on
+## 2 cores, one notebook at a time. `make outputs STALE=1` redoes only notebooks whose code changed (tests/test_stored_outputs.py)
+outputs: setup
+	$(PY) scripts/execute_notebooks.py --preset cpu $(if $(STALE),--stale-only)
 
 ## Quick benchmarks (a few minutes); see each bench file's docstring for the longer parts behind the README
 bench: setup

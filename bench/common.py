@@ -3,34 +3,17 @@ JSON under runs/ (a bench's figures, with where they came from)."""
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def cpu_name() -> str:
-    """The CPU model as lscpu gives it (``platform.processor()`` is empty on many Linux machines)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine()
+from course_utils.devices import machine_description  # noqa: E402
 
 
-def machine() -> str:
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return (f"{cpu_name()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+machine = machine_description
 
 
 def announce(script: str) -> None:

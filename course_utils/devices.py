@@ -10,6 +10,9 @@ Introduced in lesson 1.
 """
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 import sys
 
 import torch
@@ -77,3 +80,23 @@ def resolve_mixed_precision(requested: str, device: str | torch.device) -> str:
     if torch.device(device).type == "cuda":
         return "bf16" if has_bf16_units() else "fp16"
     return "no"
+
+
+def cpu_name() -> str:
+    """The CPU model as lscpu gives it (``platform.processor()`` is empty on many Linux machines)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> str:
+    """The machine a figure was measured on: CPU model and cores, the GPU if there is one, torch and its threads.
+    Benches print it before their figures; stored notebook outputs record it."""
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{cpu_name()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")

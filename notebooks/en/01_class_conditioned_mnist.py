@@ -163,8 +163,8 @@ plt.show()
 
 
 # %% [markdown]
-# Move the slider to noise one digit to any $t$ (the picture changes when you let go of the slider). Without
-# ipywidgets the cell draws one example.
+# The cell noises one digit to $t = 500$. Move the slider to any other $t$ and press **Run Interact** to draw
+# again.
 
 # %%
 def noise_to(t=500):
@@ -175,11 +175,12 @@ def noise_to(t=500):
     plt.show()
 
 
+noise_to()  # an example; the button below draws again at the t you choose
 try:
-    from ipywidgets import IntSlider, interact
-    interact(noise_to, t=IntSlider(500, 0, 999, continuous_update=False))
+    from ipywidgets import IntSlider, interact_manual
+    interact_manual(noise_to, t=IntSlider(500, 0, 999))
 except ImportError:
-    noise_to()
+    pass
 
 # %% [markdown]
 # ## 3. Conditioning by channel concatenation: the model

@@ -441,8 +441,8 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 # sharp switch for Smileys -> Flags and a gradual one for Food -> Animals. The check allows 15 points either side of
 # each measured share.
 #
-# Move $w$ yourself: the slider draws the pretrained model's samples for Smileys -> Flags at the $w$ you choose
-# when you let go of it.
+# Move $w$ yourself: the cell draws the pretrained model's samples for Smileys -> Flags at $w = 0.5$; choose
+# another $w$ (or another pair) and press **Run Interact** to draw again.
 
 # %%
 def mix_at(w=0.5, a=0, b=4):
@@ -452,11 +452,12 @@ def mix_at(w=0.5, a=0, b=4):
     plt.show()
 
 
+mix_at()  # an example; the button below draws again with your settings
 try:
-    from ipywidgets import FloatSlider, interact
-    interact(mix_at, w=FloatSlider(0.5, min=0, max=1, step=0.05, continuous_update=False), a=(0, 4), b=(0, 4))
+    from ipywidgets import FloatSlider, IntSlider, interact_manual
+    interact_manual(mix_at, w=FloatSlider(0.5, min=0, max=1, step=0.05), a=IntSlider(0, 0, 4), b=IntSlider(4, 0, 4))
 except ImportError:
-    mix_at()
+    pass
 
 # %% [markdown]
 # ## Summary

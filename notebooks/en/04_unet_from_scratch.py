@@ -479,7 +479,8 @@ elif not accuracy:
 # it helps 12 points more. The check allows 12 points either side of the $p = 0.1$ figures, since the run stops at a
 # time limit and its step count varies by machine.
 #
-# Move the guidance scale yourself: the slider draws one row per class with the guided model when you let go of it.
+# Move the guidance scale yourself: the cell draws one row per class with the guided model at $s = 3$; choose
+# another scale or seed and press **Run Interact** to draw again.
 
 # %%
 def guide(scale=3.0, seed=0):
@@ -491,12 +492,12 @@ def guide(scale=3.0, seed=0):
     plt.show()
 
 
+guide()  # an example; the button below draws again with your settings
 try:
-    from ipywidgets import FloatSlider, IntSlider, interact
-    interact(guide, scale=FloatSlider(3.0, min=0, max=8, step=0.5, continuous_update=False),
-             seed=IntSlider(0, 0, 100, continuous_update=False))
+    from ipywidgets import FloatSlider, IntSlider, interact_manual
+    interact_manual(guide, scale=FloatSlider(3.0, min=0, max=8, step=0.5), seed=IntSlider(0, 0, 100))
 except ImportError:
-    guide()
+    pass
 
 # %% [markdown]
 # ## Summary

@@ -144,7 +144,7 @@ plt.show()
 
 
 # %% [markdown]
-# 拖动滑块，可以把一个数字加噪到任意 $t$（松开滑块时图片才会更新）。如果没有安装 ipywidgets，这个单元格只画出一个示例。
+# 这个单元格先把一个数字加噪到 $t = 500$。拖动滑块选一个别的 $t$，再点 **Run Interact** 重新画。
 
 # %%
 def noise_to(t=500):
@@ -155,11 +155,12 @@ def noise_to(t=500):
     plt.show()
 
 
+noise_to()  # an example; the button below draws again at the t you choose
 try:
-    from ipywidgets import IntSlider, interact
-    interact(noise_to, t=IntSlider(500, 0, 999, continuous_update=False))
+    from ipywidgets import IntSlider, interact_manual
+    interact_manual(noise_to, t=IntSlider(500, 0, 999))
 except ImportError:
-    noise_to()
+    pass
 
 # %% [markdown]
 # ## 3. 通过通道拼接实现条件控制：模型

@@ -372,7 +372,7 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 # %% [markdown]
 # 本机实测（`python bench/bench_lesson2.py mix --per-weight 20`，预训练模型）：Smileys -> Flags 在 $w$ = 0、0.25、0.5、0.75、1 时，被判为 Smileys 的比例依次为 75%、55%、25%、0%、0%，被判为 Flags 的依次为 0%、5%、30%、80%、90%：切换发生在 0.5 和 0.75 之间，而在 $w = 0.5$ 时将近一半的样本两类都不是。Food -> Animals 的变化并不干净（Food 依次为 50%、25%、30%、55%、10%）：这个模型画这两个类别时大多只是颜色块（见第 7 节），而每个 $w$ 只有 20 个样本，每个比例仅凭偶然就有大约 11 个百分点的不确定性。每个 $w$ 用 100 个样本时（见 README），同样两对给出的是：Smileys -> Flags 急剧切换，Food -> Animals 逐渐过渡。练习检查在每个实测比例两侧各留 15 个百分点的余量。
 #
-# 亲手调节 $w$：松开滑块时，它会在你选定的 $w$ 下，画出预训练模型生成的 Smileys -> Flags 样本。
+# 亲手调节 $w$：这个单元格先画出预训练模型在 $w = 0.5$ 时生成的 Smileys -> Flags 样本；换一个 $w$（或换一对类别），点 **Run Interact** 就会重新画。
 
 # %%
 def mix_at(w=0.5, a=0, b=4):
@@ -382,11 +382,12 @@ def mix_at(w=0.5, a=0, b=4):
     plt.show()
 
 
+mix_at()  # an example; the button below draws again with your settings
 try:
-    from ipywidgets import FloatSlider, interact
-    interact(mix_at, w=FloatSlider(0.5, min=0, max=1, step=0.05, continuous_update=False), a=(0, 4), b=(0, 4))
+    from ipywidgets import FloatSlider, IntSlider, interact_manual
+    interact_manual(mix_at, w=FloatSlider(0.5, min=0, max=1, step=0.05), a=IntSlider(0, 0, 4), b=IntSlider(4, 0, 4))
 except ImportError:
-    mix_at()
+    pass
 
 # %% [markdown]
 # ## 小结
