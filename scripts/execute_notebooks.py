@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import hashlib
+import io
 import os
 import sys
 import tempfile
@@ -88,6 +90,34 @@ def lessons() -> list[Path]:
         (REPO / "notebooks" / "zh").glob("[0-9][0-9]_*.ipynb"))
 
 
+def smaller_png(png: bytes) -> bytes:
+    """The same picture in fewer bytes when that is lossless: matplotlib's figures are RGBA PNGs, and most of the
+    course's (digits, grids, curves) use at most 256 colours, which a palette PNG stores in about half the bytes.
+    Anything else (an opaque picture with more colours, transparency) is returned as it was."""
+    from PIL import Image, ImageChops
+    image = Image.open(io.BytesIO(png))
+    if image.mode not in ("RGB", "RGBA") or (image.mode == "RGBA" and image.getchannel("A").getextrema() != (255, 255)):
+        return png
+    rgb = image.convert("RGB")
+    if rgb.getcolors(256) is None:
+        return png
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+    if ImageChops.difference(palette.convert("RGB"), rgb).getbbox() is not None:
+        return png
+    out = io.BytesIO()
+    palette.save(out, "PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(png) else png
+
+
+def shrink_pictures(nb) -> None:
+    """Store every PNG output in its smallest lossless form (smaller_png)."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                data["image/png"] = base64.b64encode(smaller_png(base64.b64decode(data["image/png"]))).decode("ascii")
+
+
 def machine_description() -> str:
     from course_utils.devices import machine_description as describe
     return describe()
@@ -105,6 +135,7 @@ def execute(path: Path, preset: str) -> float:
     if missing:
         raise CellExecutionError(f"cells {missing} draw but stored no picture", "", "")
     seconds = time.perf_counter() - start
+    shrink_pictures(nb)
     nb.metadata[META] = {"code_sha256": code_hash(nb), "preset": preset, "machine": machine_description(),
                          "seconds": round(seconds), "executed": time.strftime("%Y-%m-%d")}
     tmp = path.with_suffix(".ipynb.tmp")
@@ -118,8 +149,18 @@ def main(argv=None) -> int:
     ap.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson, English then Chinese")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--stale-only", action="store_true", help="skip notebooks whose stored outputs are current")
+    ap.add_argument("--shrink-only", action="store_true",
+                    help="execute nothing: store the notebooks' pictures in their smallest lossless form")
     args = ap.parse_args(argv)
     paths = [p.resolve() for p in args.notebooks] or lessons()
+    if args.shrink_only:
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            shrink_pictures(nb)
+            tmp = path.with_suffix(".ipynb.tmp")
+            nbformat.write(nb, tmp)
+            os.replace(tmp, path)
+        return 0
     failed = []
     for path in paths:
         if not path.exists():

@@ -76,3 +76,26 @@ def test_the_readme_gives_each_executed_notebooks_measured_time():
         assert int(found.group(1)) == round(record["seconds"] / 60), (
             f"lesson {lesson} ({lang}) took {record['seconds']} s when its outputs were stored; the README says "
             f"{found.group(1)} min")
+
+
+def test_pictures_are_stored_smaller_only_when_that_is_lossless():
+    import io
+
+    from execute_notebooks import smaller_png
+    from PIL import Image, ImageChops
+
+    def png(image):
+        out = io.BytesIO()
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    few = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
+    few.paste((0, 0, 0, 255), (8, 8, 40, 40))
+    small = smaller_png(png(few))
+    assert len(small) <= len(png(few))
+    assert ImageChops.difference(Image.open(io.BytesIO(small)).convert("RGB"), few.convert("RGB")).getbbox() is None
+    import random
+    many = Image.frombytes("RGB", (64, 64), random.Random(0).randbytes(64 * 64 * 3))  # ~4,096 colours
+    assert smaller_png(png(many)) == png(many)
+    see_through = Image.new("RGBA", (8, 8), (255, 0, 0, 128))
+    assert smaller_png(png(see_through)) == png(see_through)
