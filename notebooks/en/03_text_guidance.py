@@ -322,8 +322,9 @@ plt.show()
 # less varied images that the judge and the nearest-image test both read worse.
 #
 # The outputs stored in this notebook come from a slower 2-core machine (an AMD EPYC of family 25, with AVX2 but not
-# AVX-512): the same 540 s gave 945 steps, not 1,800, and the sweep above read 20.0%, 63.0%, 71.5% and 68.0%. A
-# time limit keeps the wait the same on every machine; what the model reaches in it does not stay the same.
+# AVX-512): the same 540 s gave 945 steps, not 1,800, and the sweep above read 20.0%, 63.0%, 71.5% and 68.0%; the
+# exercise's runs below reached about 500 of their 800 steps. A time limit keeps the wait the same on every
+# machine; what the model reaches in it does not stay the same.
 #
 # ## 7. Where each word is attended to
 # Every cross-attention layer gives each pixel a softmax over the prompt's tokens. Recording those weights while a
