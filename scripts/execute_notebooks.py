@@ -41,6 +41,8 @@ from nbclient.exceptions import CellExecutionError
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from course_utils.devices import machine_description  # noqa: E402
+
 META = "course_outputs"
 
 
@@ -116,11 +118,6 @@ def shrink_pictures(nb) -> None:
             data = output.get("data", {})
             if "image/png" in data:
                 data["image/png"] = base64.b64encode(smaller_png(base64.b64decode(data["image/png"]))).decode("ascii")
-
-
-def machine_description() -> str:
-    from course_utils.devices import machine_description as describe
-    return describe()
 
 
 def execute(path: Path, preset: str) -> float:
