@@ -30,7 +30,7 @@ from course_utils.evaluation import reference_images
 from course_utils.models import ClassConditionedUnet, count_parameters, null_condition_for
 from course_utils.training import train_interleaved, training_run
 
-from common import announce, report
+from common import announce, report, side_by_side
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -162,41 +162,12 @@ def why(checkpoint: Path, per_class: int) -> dict:
     return out
 
 
-def side_by_side(budget_s: float, seeds: list[int], per_class: int) -> dict:
+def side_by_side_mnist(budget_s: float, seeds: list[int], per_class: int) -> dict:
     """The source recipe (the gpu preset's model and training settings) and the cpu preset, each trained for the
-    same own-time budget from the same seeds, all interleaved one step at a time; each judged with its preset's
-    own sampler. Medians over the seeds, and the ratio of the two."""
-    data = cu.load_dataset("mnist", "train", verbose=False)
-    recipes = {"source recipe (gpu preset)": "gpu", "cpu preset": "cpu"}
-    runs, setups = {}, {}
-    for label, preset in recipes.items():
-        for seed in seeds:
-            cfg = merge(cu.load_config("mnist", preset), {"train": {
-                "time_limit_s": budget_s, "max_steps": 10**6, "checkpoint_every": 0, "seed": seed}})
-            config = cu.TrainConfig.from_config(cfg, len(data))
-            torch.manual_seed(seed)
-            model = cu.build_model(cfg, data)
-            sched = cu.build_noise_scheduler(cfg)
-            null = null_condition_for(model) if config.cond_drop_prob > 0 else None
-            runs[(label, seed)] = training_run(model, sched, data, config, null_condition=null, progress=False)
-            setups[(label, seed)] = (sched, cfg)
-    results = train_interleaved(runs)
-    out = {}
-    for (label, seed), res in results.items():
-        sched, cfg = setups[(label, seed)]
-        s = cfg["sample"]
-        fig = judged(res.model, sched, s["sampler"], s["steps"], per_class, s.get("guidance_scale"))
-        fig.update(steps=res.step, train_seconds=round(res.train_seconds, 1))
-        out.setdefault(label, {})[f"seed {seed}"] = fig
-        print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
-    for label in recipes:
-        runs_of = list(out[label].values())
-        out[label]["median"] = {k: statistics.median(r[k] for r in runs_of)
-                                for k in ("class_accuracy", "fid", "fid_real_vs_real", "steps", "train_seconds")}
-    src, cpu = (out[k]["median"] for k in recipes)
-    out["cpu preset / source recipe"] = {"class_accuracy": round(cpu["class_accuracy"] / src["class_accuracy"], 2),
-                                         "steps": round(cpu["steps"] / src["steps"], 2)}
-    return out
+    same own-time budget from the same seeds, interleaved (common.side_by_side); medians and their ratio."""
+    recipes = {"source recipe (gpu preset)": cu.load_config("mnist", "gpu"),
+               "cpu preset": cu.load_config("mnist", "cpu")}
+    return side_by_side("mnist", recipes, budget_s, seeds, per_class)
 
 
 def embedding(per_class: int | None) -> dict:
@@ -364,7 +335,7 @@ def main():
         result = ablation(args.budget or 240, args.per_class or 20)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
-        result = side_by_side(budget, args.seeds, args.per_class or 50)
+        result = side_by_side_mnist(budget, args.seeds, args.per_class or 50)
     elif args.part == "embedding":
         result = embedding(args.per_class)
     elif args.part == "why":

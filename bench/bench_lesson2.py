@@ -5,6 +5,9 @@
   python bench/bench_lesson2.py compare      # concatenation vs cross-attention: same data, same time budget
   python bench/bench_lesson2.py layout       # where cross-attention goes: same time budget per layout
   python bench/bench_lesson2.py mix          # the exercise: judged shares when mixing two labels (pretrained)
+  python bench/bench_lesson2.py scales       # a checkpoint judged at guidance scales 1 to 5 (the preset's 3)
+  python bench/bench_lesson2.py side-by-side # the cpu preset with and without label dropout + guidance, same budget,
+                                             # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
@@ -23,7 +26,9 @@ from course_utils.models import count_parameters
 from course_utils.schedulers import make_noise_scheduler
 from course_utils.training import time_mixed_precision
 
-from common import announce, report
+from common import announce, guidance_scales, preset_recipes, report, side_by_side
+
+TASK = "sprites"
 
 
 def throughput(rounds: int, batch: int = 64) -> dict:
@@ -110,13 +115,21 @@ def mix(checkpoint: Path, per_weight: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix"])
-    p.add_argument("--budget", type=float, default=240, help="compare, layout: training seconds per variant")
-    p.add_argument("--per-class", type=int, default=100, help="layout: samples judged per class")
+    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix", "scales", "side-by-side"])
+    p.add_argument("--budget", type=float, default=None,
+                   help="training seconds per variant (compare, layout: 240; side-by-side: the cpu preset's limit)")
+    p.add_argument("--per-class", type=int, default=100, help="layout, scales, side-by-side: samples judged per class")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-sprites-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/sprites-cpu")
     p.add_argument("--per-weight", type=int, default=100)
+    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
+                   help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
+                        "label dropout and guidance; cpu: as shipped)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
+    p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
+    p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
     args = p.parse_args()
     announce("bench_lesson2.py")
     if args.part == "throughput":
@@ -124,9 +137,15 @@ def main():
     elif args.part == "recipe":
         result = recipe(Path(args.out))
     elif args.part == "compare":
-        result = compare(args.budget)
+        result = compare(args.budget or 240)
     elif args.part == "layout":
-        result = layout(args.budget, args.per_class)
+        result = layout(args.budget or 240, args.per_class)
+    elif args.part == "side-by-side":
+        budget = args.budget or cu.load_config(TASK, "cpu")["train"]["time_limit_s"]
+        result = side_by_side(TASK, preset_recipes(TASK, args.recipes), budget, args.seeds, args.per_class)
+    elif args.part == "scales":
+        result = guidance_scales(Path(args.checkpoint), "twemoji16", args.scales, args.sampler, args.steps,
+                                 args.per_class)
     else:
         result = mix(Path(args.checkpoint), args.per_weight)
     report("lesson2", args.part, result)

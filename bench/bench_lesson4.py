@@ -3,7 +3,10 @@
   python bench/bench_lesson4.py throughput   # ms per training step of candidate layouts, fp32 vs bf16 autocast
   python bench/bench_lesson4.py recipe       # train emoji32 on the cpu config, judge EMA and raw weights (~12 min)
   python bench/bench_lesson4.py guidance     # the exercise: label dropout, class accuracy per guidance scale
+  python bench/bench_lesson4.py scales       # a checkpoint judged at guidance scales 1 to 5 (the config's 3)
   python bench/bench_lesson4.py recipe --task emoji32 --preset gpu    # the same on a GPU
+  python bench/bench_lesson4.py side-by-side # the cpu config with and without label dropout + guidance, same budget,
+                                             # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)
   python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
@@ -22,7 +25,7 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import announce, report
+from common import announce, guidance_scales, preset_recipes, report, side_by_side
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -93,7 +96,7 @@ def guidance(task: str, preset: str) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "guidance"])
+    p.add_argument("part", choices=["throughput", "recipe", "guidance", "scales", "side-by-side"])
     p.add_argument("--task", default="emoji32", choices=["emoji32", "cifar10", "celeba"])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
@@ -101,12 +104,29 @@ def main():
     p.add_argument("--config-only", action="store_true", help="throughput: only the config's own model")
     p.add_argument("--fp32-only", action="store_true", help="throughput: skip the (slow on CPU) autocast variants")
     p.add_argument("--out", default=None, help="recipe: output folder (default runs/bench-TASK-PRESET)")
+    p.add_argument("--checkpoint", default="data/pretrained/emoji32-cpu", help="scales: the pipeline to judge")
+    p.add_argument("--per-class", type=int, default=100, help="scales, side-by-side: samples judged per class")
+    p.add_argument("--budget", type=float, default=None, help="side-by-side: training seconds per run (default: "
+                                                              "the cpu config's limit)")
+    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
+                   help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
+                        "label dropout and guidance; cpu: as shipped)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
+    p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
+    p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
     args = p.parse_args()
     announce("bench_lesson4.py")
     if args.part == "throughput":
         result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only, fp32_only=args.fp32_only)
     elif args.part == "recipe":
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
+    elif args.part == "side-by-side":
+        budget = args.budget or cu.load_config(args.task, "cpu")["train"]["time_limit_s"]
+        result = side_by_side(args.task, preset_recipes(args.task, args.recipes), budget, args.seeds, args.per_class)
+    elif args.part == "scales":
+        result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
+                                 args.per_class)
     else:
         result = guidance(args.task, args.preset)
     report("lesson4", f"{args.part}-{args.task}-{args.preset}", result)

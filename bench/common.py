@@ -27,3 +27,98 @@ def report(lesson: str, part: str, result: dict) -> None:
     print(json.dumps(result, indent=2))
     Path("runs").mkdir(exist_ok=True)
     Path(f"runs/bench-{lesson}-{part}.json").write_text(json.dumps(result, indent=2))
+
+
+def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: str, steps: int,
+                    per_class: int) -> dict:
+    """A saved pipeline judged at each guidance scale (the same noise for every scale): class accuracy and
+    classifier FID per scale, for choosing the scale a config samples with. Scale 1 is the unguided model."""
+    import course_utils as cu
+
+    pipe = cu.load_pipeline(checkpoint)
+    out = {}
+    for scale in scales:
+        ev = cu.evaluate_model(pipe.denoiser, pipe.scheduler, judge, sampler, steps, per_class,
+                               guidance_scale=None if scale == 1 else scale, null_condition=pipe.null_condition)
+        r = ev.report
+        out[f"s={scale:g}"] = {"class_accuracy": round(r.class_accuracy, 4),
+                               "accuracy_over_judge": round(r.class_accuracy / r.judge_test_accuracy, 3),
+                               "per_class_accuracy": [round(a, 3) for a in r.per_class_accuracy],
+                               "fid": round(r.fid, 2), "fid_real_vs_real": round(r.fid_real_vs_real, 2),
+                               "ms_per_sample": round(1000 * ev.seconds_per_sample, 1)}
+        print(f"s={scale:g}", out[f"s={scale:g}"], flush=True)
+    return out
+
+
+def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int) -> dict:
+    """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
+    one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
+    sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
+
+    The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
+    import statistics
+
+    import torch
+
+    import course_utils as cu
+    from course_utils.configs import merge
+    from course_utils.models import null_condition_for
+    from course_utils.training import train_interleaved, training_run
+
+    runs, setups = {}, {}
+    for label, base in recipes.items():
+        for seed in seeds:
+            cfg = merge(base, {"train": {"time_limit_s": budget_s, "max_steps": 10**6, "checkpoint_every": 0,
+                                         "seed": seed}})
+            cfg["train"].pop("epochs", None)
+            cfg["train"].pop("min_steps", None)
+            data = cu.build_dataset(cfg, "train", verbose=False)
+            config = cu.TrainConfig.from_config(cfg, len(data))
+            torch.manual_seed(seed)
+            model = cu.build_model(cfg, data)
+            sched = cu.build_noise_scheduler(cfg)
+            null = null_condition_for(model) if config.cond_drop_prob > 0 else None
+            runs[(label, seed)] = training_run(model, sched, data, config, null_condition=null, progress=False)
+            setups[(label, seed)] = (sched, cfg, data)
+    out = {}
+    for (label, seed), res in train_interleaved(runs).items():
+        sched, cfg, data = setups[(label, seed)]
+        s, scale = cfg["sample"], cfg["sample"].get("guidance_scale")
+        guided = scale not in (None, 1)
+        ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"], per_class,
+                               seed=seed, guidance_scale=scale if guided else None,
+                               null_condition=null_condition_for(res.model) if guided else None)
+        r = ev.report
+        fig = {"class_accuracy": round(r.class_accuracy, 4),
+               "accuracy_over_judge": round(r.class_accuracy / r.judge_test_accuracy, 3),
+               "fid": round(r.fid, 2), "fid_real_vs_real": round(r.fid_real_vs_real, 2),
+               "per_class_accuracy": [round(a, 3) for a in r.per_class_accuracy],
+               "model_evals_per_sample": s["steps"] * (2 if guided else 1),
+               "ms_per_sample": round(ev.seconds_per_sample * 1000, 1),
+               "steps": res.step, "train_seconds": round(res.train_seconds, 1)}
+        out.setdefault(label, {})[f"seed {seed}"] = fig
+        print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
+    keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
+    for label in recipes:
+        runs_of = list(out[label].values())
+        out[label]["median"] = {k: statistics.median(r[k] for r in runs_of) for k in keys}
+    first, last = (out[k]["median"] for k in (list(recipes)[0], list(recipes)[-1]))
+    out[f"{list(recipes)[-1]} / {list(recipes)[0]}"] = {
+        "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
+        "steps": round(last["steps"] / first["steps"], 2)}
+    return out
+
+
+def preset_recipes(task: str, which: list[str]) -> dict[str, dict]:
+    """The recipes a side-by-side run compares: ``source`` (the gpu preset's model and training settings, after the
+    source course), ``unguided`` (the cpu preset without label dropout and guidance, the earlier recipe) and ``cpu``
+    (the cpu preset as shipped)."""
+    import course_utils as cu
+    from course_utils.configs import merge
+
+    cpu = cu.load_config(task, "cpu")
+    every = {"source": ("source recipe (gpu preset)", lambda: cu.load_config(task, "gpu")),
+             "unguided": ("cpu preset without label dropout and guidance",
+                          lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0}, "sample": {"guidance_scale": None}})),
+             "cpu": ("cpu preset", lambda: cpu)}
+    return {every[k][0]: every[k][1]() for k in which}
