@@ -57,6 +57,7 @@ def compare_conditioning(task: str = "sprites", preset: str | None = None, budge
         train_cfg = TrainConfig.from_config(cfg, len(train_set))
         train_cfg.max_steps, train_cfg.time_limit_s = 10**6, budget_s
         train_cfg.lr_schedule, train_cfg.checkpoint_every = "constant_with_warmup", 0
+        train_cfg.cond_drop_prob = 0.0  # the conditioning alone: no label dropout, and no guidance when sampling
         result = train_diffusion(model, noise_scheduler, train_set, train_cfg, progress=progress)
         s = cfg["sample"]
         ev = evaluate_model(result.model, noise_scheduler, data.name, s["sampler"], s["steps"], cfg["eval_per_class"],

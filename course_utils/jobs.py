@@ -224,8 +224,10 @@ def draw_pictures(cfg, model, scheduler, data, out_dir: Path, per_row: int = 8) 
     labels, names = grid_labels(data, per_row)
     images, frames = sample_images(model, scheduler, labels, s["steps"], s["sampler"], seed=0,
                                    keep_every=max(1, s["steps"] // 20), **guidance_of(cfg, model))
+    scale = s.get("guidance_scale")
+    guided = f", guidance scale {scale:g}" if scale not in (None, 1) else ""
     save_grid(images, out_dir / "samples.png", nrow=per_row, row_labels=names, scale=1.0,
-              title=f"{cfg['task']}, preset {cfg['preset']}: {s['sampler']}, {s['steps']} steps")
+              title=f"{cfg['task']}, preset {cfg['preset']}: {s['sampler']}, {s['steps']} steps{guided}")
     save_gif([f[::per_row] for f in frames], out_dir / "denoising.gif", nrow=len(frames[0][::per_row]))
     return {}
 

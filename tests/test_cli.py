@@ -126,6 +126,9 @@ def test_train_sample_evaluate_sprites_offline(tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["dataset"] == "twemoji16" and metrics["steps"] == 8 and metrics["num_samples"] == 20
     assert metrics["preset"] == "smoke"
+    # the preset's label dropout and guidance (lesson 2's recipe): judged with two model evaluations per step
+    assert metrics["cond_drop_prob"] == 0.1 and metrics["guidance_scale"] == 2.0
+    assert metrics["model_evals_per_sample"] == 2 * metrics["sampling_steps"]
     assert (run / "pipeline" / "label_encoder" / "config.json").exists() and (run / "samples.png").exists()
     out = tmp_path / "s.npz"
     assert main(["sample", str(run), "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
@@ -135,7 +138,13 @@ def test_train_sample_evaluate_sprites_offline(tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed[printed.index("{"):])["num_samples"] == 10
-    # trained without label dropout: guidance is refused with the reason
+    assert main(["sample", str(run), "--per-class", "1", "--steps", "2", "--guidance-scale", "3",
+                 "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert float(f["guidance_scale"]) == 3.0
+    # a pipeline trained without label dropout: guidance is refused with the reason
+    index = run / "pipeline" / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "label_dropout": 0.0}))
     assert main(["sample", str(run), "--guidance-scale", "3", "--out", str(out)]) == 2
     assert "without label dropout" in one_line_error(capsys)
 
@@ -176,7 +185,11 @@ def test_train_sample_evaluate_emoji32_with_a_config_file(tmp_path, capsys):
     """Lesson 4 from the shell: the YAML config (an edited copy, with label dropout), EMA and raw weights judged,
     guided sampling, evaluate."""
     mine = tmp_path / "mine.yaml"
-    mine.write_text(config_path("emoji32").read_text().replace("max_steps: 6,", "max_steps: 3, cond_drop_prob: 0.2,"))
+    text = config_path("emoji32").read_text()
+    edited = text.replace("max_steps: 6,", "max_steps: 3,").replace("log_every: 2, cond_drop_prob: 0.1}",
+                                                                      "log_every: 2, cond_drop_prob: 0.2}")
+    assert edited.count("max_steps: 3,") == 1 and "cond_drop_prob: 0.2}" in edited
+    mine.write_text(edited)
     run = tmp_path / "emoji32"
     assert main(["train", "emoji32", "--preset", "smoke", "--config", str(mine), "--out", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())

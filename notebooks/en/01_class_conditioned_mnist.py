@@ -599,7 +599,7 @@ def fashion_mnist_exercise(preset, out_dir):
     return ...      # TODO: cu.evaluate_model(...) on "fashion_mnist", with the config's sampler, steps, guidance
 
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def fashion_mnist_exercise(preset, out_dir):
     """Train lesson 1's model on Fashion-MNIST with the preset's exercise budget; return the judged evaluation."""
     fcfg = cu.load_config("fashion_mnist", preset)
@@ -658,7 +658,7 @@ def embedding_size_exercise(preset, sizes=(1, 4, 16, "one-hot")):
     return out
 
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def embedding_size_exercise(preset, sizes=(1, 4, 16, "one-hot")):
     """Train a model per embedding size for the exercise budget; return {size: judged class accuracy}."""
     ecfg = cu.load_config("mnist", preset)

@@ -188,7 +188,7 @@ except ValueError as err:
 pretrained = cu.load_pipeline(cu.pretrained_dir("sprites-cpu"), expected_model="UNet2DConditionModel")
 s = cfg["sample"]
 out = pretrained(class_labels=cu.labels_per_class(5, 10), num_inference_steps=s["steps"],
-                 generator=torch.manual_seed(SEED), output_type="pt")
+                 generator=torch.manual_seed(SEED), output_type="pt", guidance_scale=s.get("guidance_scale"))
 print(type(out).__name__, tuple(out.images.shape))
 show_images(out.images, nrow=10, title="Pretrained (Twemoji): a row per class", scale=0.8,
             row_labels=pretrained.label_encoder.config.class_names)
@@ -225,7 +225,14 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # cross-attention at 4x4 and in the middle block only, which trains 1.45 times as many images per second as also
 # attending at 8x8, with about the same accuracy (README, `bench_lesson2.py layout`).
 #
-# **Before you run it:** at `cpu` this cell trains for about 9 minutes on this course's 2-core machine (the shipped checkpoint: 1,800 steps of batch 64 in 522 s); a progress bar shows the steps and loss.
+# Like lesson 1's `cpu` recipe, it also trains with **label dropout** (`cond_drop_prob: 0.1`): one label in ten is
+# replaced by the all-zero vector, "no label", so the same network also learns to denoise without a class. Sampling
+# then uses **classifier-free guidance** (`guidance_scale: 2`): each step runs the model with and without the label
+# and pushes the prediction away from the unconditional one, $\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) -
+# v(x_t, \varnothing))$, at the cost of two evaluations per step. Lesson 3 explains it in full; here it is one line of
+# the config, and the pipeline records the dropout so that it refuses guidance for a model that never learnt "no label".
+#
+# **Before you run it:** at `cpu` this cell trains for about 9 minutes on this course's 2-core machine (the shipped checkpoint: 1,062 steps of batch 64 before the preset's 540 s limit); a progress bar shows the steps and loss.
 
 # %%
 print({k: v for k, v in cfg["train"].items()})
@@ -258,7 +265,7 @@ show_source(cu.denoise)
 
 # %%
 pipe = cu.ConditionalDDPMPipeline(unet=result.model.unet, scheduler=noise_scheduler,
-                                  label_encoder=result.model.label_encoder)
+                                  label_encoder=result.model.label_encoder, label_dropout=config.cond_drop_prob)
 pipe_dir = Path(tempfile.mkdtemp()) / "sprites-pipeline"
 pipe.save_pretrained(pipe_dir)
 print(sorted(p.name for p in pipe_dir.iterdir()))
@@ -278,7 +285,7 @@ from diffusers import DPMSolverMultistepScheduler
 reloaded.scheduler = DPMSolverMultistepScheduler.from_config(reloaded.scheduler.config,
                                                              algorithm_type="sde-dpmsolver++")
 fast = reloaded(cu.labels_per_class(5, 8), num_inference_steps=20, generator=torch.manual_seed(SEED),
-                output_type="pt").images
+                output_type="pt", guidance_scale=s.get("guidance_scale")).images
 show_images(fast, nrow=8, title="SDE-DPM-Solver++ (20 steps): a row per class", row_labels=train_set.classes,
             scale=0.8)
 plt.show()
@@ -290,24 +297,23 @@ plt.show()
 # judge features with real ones; two sets of real sprites give the floor beside it.
 #
 # What to expect at `cpu` (the shipped checkpoint, `data/pretrained/sprites-cpu/README.md`, offline emoji; 500 DDPM
-# 25-step samples): **75.4%** judged the requested category, 96% of the judge's own 78.42% on held-out real emoji,
-# classifier FID 18.83. Faces and flags are recognisable; animals, food and places are mostly blobs of the right
-# colours at this budget.
-#
-# The outputs stored in this notebook come from a slower 2-core machine (an AMD EPYC of family 25, AVX2 but not
-# AVX-512): its 540 s gave 1,136 steps, not 1,800, and 67.6% judged correct (86% of the judge), FID 22.14. Section
-# 6's two 120 s runs reached 300 and 266 steps there (concatenation 66.4%, cross-attention 42.4%).
+# 25-step samples, `python bench/bench_lesson2.py scales`): at the preset's guidance scale 2, **70.4%** judged the
+# requested category, 90% of the judge's own 78.42% on held-out real emoji, classifier FID 19.89; the same model
+# without guidance 65.2%, FID 21.74. Guidance takes places and flags to 100%; food stays the weakest class (26%).
+# Faces and flags are recognisable; animals and food are mostly shapes of the right colours at this budget.
 
 # %%
+guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
 evaluation = cu.evaluate_model(result.model, noise_scheduler, train_set.name, s["sampler"], s["steps"],
-                               cfg["eval_per_class"], seed=SEED, data_path=SPRITES_DIR, progress=True)
+                               cfg["eval_per_class"], seed=SEED, data_path=SPRITES_DIR, progress=True, **guidance)
 report, eval_images = evaluation.report, evaluation.images
 print(report)
 print(f"samples are judged correct at {report.class_accuracy / report.judge_test_accuracy:.0%} of the judge's "
       f"accuracy on real held-out sprites; {evaluation.seconds_per_sample * 1000:.1f} ms per sample")
 per_row = min(10, cfg["eval_per_class"])
 grid = eval_images.view(5, cfg["eval_per_class"], *eval_images.shape[1:])[:, :per_row].flatten(0, 1)
-show_images(grid, nrow=per_row, title=f"Your model ({s['sampler']}, {s['steps']} steps): a row per class", scale=0.8,
+show_images(grid, nrow=per_row, scale=0.8, title=f"Your model ({s['sampler']}, {s['steps']} steps, guidance scale "
+            f"{s.get('guidance_scale') or 1:g}): a row per class",
             row_labels=[f"{c}: {acc:.0%}" for c, acc in zip(train_set.classes, report.per_class_accuracy)])
 plt.show()
 
@@ -317,7 +323,7 @@ plt.show()
 
 # %%
 samples, trajectory = cu.sample_images(result.model, noise_scheduler, torch.arange(5), s["steps"], s["sampler"],
-                                       seed=SEED, keep_every=max(1, s["steps"] // 10))
+                                       seed=SEED, keep_every=max(1, s["steps"] // 10), **guidance)
 show_denoising(trajectory, rows=5)
 plt.show()
 
@@ -355,7 +361,8 @@ def draw(first=2, second=-1, steps=20, seed=0):
     label[first] = 1.0
     if second >= 0:
         label[second] = 1.0
-    imgs = cu.sample_images(result.model, noise_scheduler, label.expand(8, 5), steps, s["sampler"], seed=seed)
+    imgs = cu.sample_images(result.model, noise_scheduler, label.expand(8, 5), steps, s["sampler"], seed=seed,
+                            **guidance)
     names = " + ".join(train_set.classes[i] for i in range(5) if label[i])
     show_images(imgs, nrow=8, title=f"{names}: {steps} {s['sampler']} steps, seed {seed}", scale=0.8)
     plt.show()
@@ -437,13 +444,13 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 
 
 # %% [markdown]
-# Measured here (`python bench/bench_lesson2.py mix --per-weight 20`, the pretrained model): Smileys -> Flags,
-# judged Smileys 75%, 55%, 25%, 0%, 0% and Flags 0%, 5%, 30%, 80%, 90% at $w$ = 0, 0.25, 0.5, 0.75, 1: the switch
-# happens between 0.5 and 0.75, and at $w = 0.5$ almost half the samples are judged neither. Food -> Animals does not
-# move cleanly (Food 50%, 25%, 30%, 55%, 10%): this model draws both categories mostly as blobs of colour (section 7), and 20
-# samples per $w$ make each share uncertain by about 11 points. With 100 per $w$ (the README) the same pairs give a
-# sharp switch for Smileys -> Flags and a gradual one for Food -> Animals. The check allows 15 points either side of
-# each measured share.
+# Measured here (`python bench/bench_lesson2.py mix --per-weight 20`, the pretrained model, sampled without
+# guidance as the exercise does): Smileys -> Flags, judged Smileys 60%, 40%, 10%, 0%, 0% and Flags 0%, 15%, 60%, 85%,
+# 95% at $w$ = 0, 0.25, 0.5, 0.75, 1: the switch happens between 0.25 and 0.5. Food -> Animals does not move cleanly
+# (Food 20%, 15%, 20%, 45%, 15%; Animals 30%, 50%, 30%, 35%, 45%): food is this model's weakest class even at $w = 0$
+# (section 7), and 20 samples per $w$ make each share uncertain by about 11 points. With 100 per $w$ (the README)
+# Smileys -> Flags switches as sharply (Flags 0%, 8%, 65%, 87%, 97%) and Food -> Animals moves gradually (Animals
+# 34% -> 57%). The check allows 15 points either side of each measured share.
 #
 # Move $w$ yourself: the cell draws the pretrained model's samples for Smileys -> Flags at $w = 0.5$; choose
 # another $w$ (or another pair) and press **Run Interact** to draw again.
@@ -473,4 +480,4 @@ except ImportError:
 # - A `DiffusionPipeline` subclass bundles UNet, label encoder and scheduler: it saves, loads and swaps samplers.
 # - The comparison with lesson 1 is measured on the same data and budget.
 #
-# Next, lesson 3 replaces the label encoder by a frozen **text encoder** and adds classifier-free guidance.
+# Next, lesson 3 replaces the label encoder by a frozen **text encoder** and explains classifier-free guidance in full.

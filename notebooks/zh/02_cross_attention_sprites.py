@@ -160,7 +160,7 @@ except ValueError as err:
 pretrained = cu.load_pipeline(cu.pretrained_dir("sprites-cpu"), expected_model="UNet2DConditionModel")
 s = cfg["sample"]
 out = pretrained(class_labels=cu.labels_per_class(5, 10), num_inference_steps=s["steps"],
-                 generator=torch.manual_seed(SEED), output_type="pt")
+                 generator=torch.manual_seed(SEED), output_type="pt", guidance_scale=s.get("guidance_scale"))
 print(type(out).__name__, tuple(out.images.shape))
 show_images(out.images, nrow=10, title="Pretrained (Twemoji): a row per class", scale=0.8,
             row_labels=pretrained.label_encoder.config.class_names)
@@ -186,7 +186,9 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # ## 5. 训练
 # 训练步就是第 1 课的 `cu.training_loss`，只不过条件（condition）现在是一个标签向量。`cpu` 预设沿用了第 1 课的配方，并配上一个适合 16x16 精灵图大小的 UNet：v 预测、截断的 SNR 权重、学习率 2e-3 的 AdamW（先预热再余弦衰减）、EMA 权重、批量大小 64；UNet 的通道为 (32, 64, 64)，每个分辨率层级一个残差块，只在 4x4 和中间块做交叉注意力。与在 8x8 也做交叉注意力相比，这样每秒能训练 1.45 倍的图像，准确率却差不多（见 README，`bench_lesson2.py layout`）。
 #
-# **运行之前：** 在 `cpu` 预设下，这个单元格在本课程的 2 核机器上要训练约 9 分钟（随仓库提供的检查点用 522 秒训练了 1,800 步、批量大小 64）；进度条会显示步数和损失。
+# 和第 1 课的 `cpu` 配方一样，这里也用**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）训练：每十个标签中有一个被换成全零向量，也就是“无标签”，这样同一个网络也学会了在没有类别时去噪。采样时再使用**无分类器引导**（`guidance_scale: 2`）：每一步分别带标签和不带标签各运行一次模型，把预测推离无条件的那一个，$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，代价是每步两次模型计算。第 3 课会完整讲解它；在这里它只是配置中的一行。流水线会记下训练时的丢弃概率，如果模型从未学过“无标签”，它会拒绝引导。
+#
+# **运行之前：** 在 `cpu` 预设下，这个单元格在本课程的 2 核机器上要训练约 9 分钟（随仓库提供的检查点在预设的 540 秒上限之前训练了 1,062 步、批量大小 64）；进度条会显示步数和损失。
 
 # %%
 print({k: v for k, v in cfg["train"].items()})
@@ -215,7 +217,7 @@ show_source(cu.denoise)
 
 # %%
 pipe = cu.ConditionalDDPMPipeline(unet=result.model.unet, scheduler=noise_scheduler,
-                                  label_encoder=result.model.label_encoder)
+                                  label_encoder=result.model.label_encoder, label_dropout=config.cond_drop_prob)
 pipe_dir = Path(tempfile.mkdtemp()) / "sprites-pipeline"
 pipe.save_pretrained(pipe_dir)
 print(sorted(p.name for p in pipe_dir.iterdir()))
@@ -233,7 +235,7 @@ from diffusers import DPMSolverMultistepScheduler
 reloaded.scheduler = DPMSolverMultistepScheduler.from_config(reloaded.scheduler.config,
                                                              algorithm_type="sde-dpmsolver++")
 fast = reloaded(cu.labels_per_class(5, 8), num_inference_steps=20, generator=torch.manual_seed(SEED),
-                output_type="pt").images
+                output_type="pt", guidance_scale=s.get("guidance_scale")).images
 show_images(fast, nrow=8, title="SDE-DPM-Solver++ (20 steps): a row per class", row_labels=train_set.classes,
             scale=0.8)
 plt.show()
@@ -242,18 +244,20 @@ plt.show()
 # ## 7. 结果：每个类别一行，并加以度量
 # 评判分类器是一个在**真实**训练精灵图上训练的小型分类器。最先打印的是它在留出的（held-out）真实精灵图上的准确率，样本的类别准确率应当对照这个数字来看。分类器 FID 比较样本与真实图像在评判分类器中的特征；旁边给出的是两组真实精灵图之间的 FID，作为下限。
 #
-# `cpu` 预设下可以期待什么（随仓库提供的检查点，见 `data/pretrained/sprites-cpu/README.md`，离线 emoji；500 个 DDPM 25 步样本）：**75.4%** 被判为所要求的类别，相当于评判分类器在留出的真实 emoji 上 78.42% 的 96%；分类器 FID 为 18.83。人脸和国旗能认出来；在这样的预算下，动物、食物和地点大多是颜色对了的色块。
+# `cpu` 预设下可以期待什么（随仓库提供的检查点，见 `data/pretrained/sprites-cpu/README.md`，离线 emoji；500 个 DDPM 25 步样本，`python bench/bench_lesson2.py scales`）：在预设的引导强度 2 下，**70.4%** 被判为所要求的类别，相当于评判分类器在留出的真实 emoji 上 78.42% 的 90%，分类器 FID 为 19.89；同一个模型不加引导时为 65.2%，FID 21.74。引导让地点和国旗都达到 100%，食物则始终是最弱的类别（26%）。人脸和国旗能认出来；在这样的预算下，动物和食物大多只是颜色对了的形状。
 
 # %%
+guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
 evaluation = cu.evaluate_model(result.model, noise_scheduler, train_set.name, s["sampler"], s["steps"],
-                               cfg["eval_per_class"], seed=SEED, data_path=SPRITES_DIR, progress=True)
+                               cfg["eval_per_class"], seed=SEED, data_path=SPRITES_DIR, progress=True, **guidance)
 report, eval_images = evaluation.report, evaluation.images
 print(report)
 print(f"samples are judged correct at {report.class_accuracy / report.judge_test_accuracy:.0%} of the judge's "
       f"accuracy on real held-out sprites; {evaluation.seconds_per_sample * 1000:.1f} ms per sample")
 per_row = min(10, cfg["eval_per_class"])
 grid = eval_images.view(5, cfg["eval_per_class"], *eval_images.shape[1:])[:, :per_row].flatten(0, 1)
-show_images(grid, nrow=per_row, title=f"Your model ({s['sampler']}, {s['steps']} steps): a row per class", scale=0.8,
+show_images(grid, nrow=per_row, scale=0.8, title=f"Your model ({s['sampler']}, {s['steps']} steps, guidance scale "
+            f"{s.get('guidance_scale') or 1:g}): a row per class",
             row_labels=[f"{c}: {acc:.0%}" for c, acc in zip(train_set.classes, report.per_class_accuracy)])
 plt.show()
 
@@ -263,7 +267,7 @@ plt.show()
 
 # %%
 samples, trajectory = cu.sample_images(result.model, noise_scheduler, torch.arange(5), s["steps"], s["sampler"],
-                                       seed=SEED, keep_every=max(1, s["steps"] // 10))
+                                       seed=SEED, keep_every=max(1, s["steps"] // 10), **guidance)
 show_denoising(trajectory, rows=5)
 plt.show()
 
@@ -293,7 +297,8 @@ def draw(first=2, second=-1, steps=20, seed=0):
     label[first] = 1.0
     if second >= 0:
         label[second] = 1.0
-    imgs = cu.sample_images(result.model, noise_scheduler, label.expand(8, 5), steps, s["sampler"], seed=seed)
+    imgs = cu.sample_images(result.model, noise_scheduler, label.expand(8, 5), steps, s["sampler"], seed=seed,
+                            **guidance)
     names = " + ".join(train_set.classes[i] for i in range(5) if label[i])
     show_images(imgs, nrow=8, title=f"{names}: {steps} {s['sampler']} steps, seed {seed}", scale=0.8)
     plt.show()
@@ -370,7 +375,7 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 
 
 # %% [markdown]
-# 本机实测（`python bench/bench_lesson2.py mix --per-weight 20`，预训练模型）：Smileys -> Flags 在 $w$ = 0、0.25、0.5、0.75、1 时，被判为 Smileys 的比例依次为 75%、55%、25%、0%、0%，被判为 Flags 的依次为 0%、5%、30%、80%、90%：切换发生在 0.5 和 0.75 之间，而在 $w = 0.5$ 时将近一半的样本两类都不是。Food -> Animals 的变化并不干净（Food 依次为 50%、25%、30%、55%、10%）：这个模型画这两个类别时大多只是颜色块（见第 7 节），而每个 $w$ 只有 20 个样本，每个比例仅凭偶然就有大约 11 个百分点的不确定性。每个 $w$ 用 100 个样本时（见 README），同样两对给出的是：Smileys -> Flags 急剧切换，Food -> Animals 逐渐过渡。练习检查在每个实测比例两侧各留 15 个百分点的余量。
+# 本机实测（`python bench/bench_lesson2.py mix --per-weight 20`，预训练模型，和练习一样不加引导采样）：Smileys -> Flags 在 $w$ = 0、0.25、0.5、0.75、1 时，被判为 Smileys 的比例依次为 60%、40%、10%、0%、0%，被判为 Flags 的依次为 0%、15%、60%、85%、95%：切换发生在 0.25 和 0.5 之间。Food -> Animals 的变化并不干净（Food 依次为 20%、15%、20%、45%、15%，Animals 依次为 30%、50%、30%、35%、45%）：即使在 $w = 0$ 时，食物也是这个模型最弱的类别（见第 7 节），而且每个 $w$ 只有 20 个样本，每个比例仅凭偶然就有大约 11 个百分点的不确定性。每个 $w$ 用 100 个样本时（见 README），Smileys -> Flags 同样切换得很干脆（Flags 依次为 0%、8%、65%、87%、97%），Food -> Animals 则逐渐过渡（Animals 从 34% 升到 57%）。练习检查在每个实测比例两侧各留 15 个百分点的余量。
 #
 # 亲手调节 $w$：这个单元格先画出预训练模型在 $w = 0.5$ 时生成的 Smileys -> Flags 样本；换一个 $w$（或换一对类别），点 **Run Interact** 就会重新画。
 
@@ -397,4 +402,4 @@ except ImportError:
 # - `DiffusionPipeline` 的子类把 UNet、标签编码器和调度器打包在一起：它可以保存、加载，还能更换采样器。
 # - 与第 1 课的比较是在相同的数据和预算下实测的。
 #
-# 下一课（第 3 课）将用一个冻结的（frozen）**文本编码器**（text encoder）取代标签编码器，并加入无分类器引导（classifier-free guidance）。
+# 下一课（第 3 课）将用一个冻结的（frozen）**文本编码器**（text encoder）取代标签编码器，并完整讲解无分类器引导（classifier-free guidance）。
