@@ -26,7 +26,7 @@ from course_utils.models import count_parameters
 from course_utils.schedulers import make_noise_scheduler
 from course_utils.training import time_mixed_precision
 
-from common import announce, guidance_scales, preset_recipes, report, side_by_side
+from common import add_guidance_arguments, announce, guidance_scales, preset_recipes, report, side_by_side
 
 TASK = "sprites"
 
@@ -123,13 +123,7 @@ def main():
     p.add_argument("--out", default="runs/bench-sprites-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/sprites-cpu")
     p.add_argument("--per-weight", type=int, default=100)
-    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
-                   help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
-                        "label dropout and guidance; cpu: as shipped)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
-    p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
-    p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
+    add_guidance_arguments(p)
     args = p.parse_args()
     announce("bench_lesson2.py")
     if args.part == "throughput":

@@ -25,7 +25,7 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import announce, guidance_scales, preset_recipes, report, side_by_side
+from common import add_guidance_arguments, announce, guidance_scales, preset_recipes, report, side_by_side
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -108,13 +108,7 @@ def main():
     p.add_argument("--per-class", type=int, default=100, help="scales, side-by-side: samples judged per class")
     p.add_argument("--budget", type=float, default=None, help="side-by-side: training seconds per run (default: "
                                                               "the cpu config's limit)")
-    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
-                   help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
-                        "label dropout and guidance; cpu: as shipped)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
-    p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
-    p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
+    add_guidance_arguments(p)
     args = p.parse_args()
     announce("bench_lesson4.py")
     if args.part == "throughput":

@@ -29,6 +29,17 @@ def report(lesson: str, part: str, result: dict) -> None:
     Path(f"runs/bench-{lesson}-{part}.json").write_text(json.dumps(result, indent=2))
 
 
+def add_guidance_arguments(p) -> None:
+    """The options of the ``side-by-side`` and ``scales`` parts, shared by lessons 2 and 4's benches."""
+    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
+                   help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
+                        "label dropout and guidance; cpu: as shipped)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
+    p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
+    p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
+
+
 def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: str, steps: int,
                     per_class: int) -> dict:
     """A saved pipeline judged at each guidance scale (the same noise for every scale): class accuracy and
