@@ -40,6 +40,16 @@ def add_guidance_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
 
 
+def judged_figures(ev) -> dict:
+    """An evaluation's figures as the benches print them: accuracy (also over the judge's own), FID, ms per sample."""
+    r = ev.report
+    return {"class_accuracy": round(r.class_accuracy, 4),
+            "accuracy_over_judge": round(r.class_accuracy / r.judge_test_accuracy, 3),
+            "per_class_accuracy": [round(a, 3) for a in r.per_class_accuracy],
+            "fid": round(r.fid, 2), "fid_real_vs_real": round(r.fid_real_vs_real, 2),
+            "ms_per_sample": round(1000 * ev.seconds_per_sample, 1)}
+
+
 def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: str, steps: int,
                     per_class: int) -> dict:
     """A saved pipeline judged at each guidance scale (the same noise for every scale): class accuracy and
@@ -50,13 +60,8 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
     out = {}
     for scale in scales:
         ev = cu.evaluate_model(pipe.denoiser, pipe.scheduler, judge, sampler, steps, per_class,
-                               guidance_scale=None if scale == 1 else scale, null_condition=pipe.null_condition)
-        r = ev.report
-        out[f"s={scale:g}"] = {"class_accuracy": round(r.class_accuracy, 4),
-                               "accuracy_over_judge": round(r.class_accuracy / r.judge_test_accuracy, 3),
-                               "per_class_accuracy": [round(a, 3) for a in r.per_class_accuracy],
-                               "fid": round(r.fid, 2), "fid_real_vs_real": round(r.fid_real_vs_real, 2),
-                               "ms_per_sample": round(1000 * ev.seconds_per_sample, 1)}
+                               guidance_scale=scale, null_condition=pipe.null_condition)  # scale 1: unguided
+        out[f"s={scale:g}"] = judged_figures(ev)
         print(f"s={scale:g}", out[f"s={scale:g}"], flush=True)
     return out
 
@@ -73,6 +78,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
 
     import course_utils as cu
     from course_utils.configs import merge
+    from course_utils.jobs import guidance_of
     from course_utils.models import null_condition_for
     from course_utils.training import train_interleaved, training_run
 
@@ -94,19 +100,11 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     out = {}
     for (label, seed), res in train_interleaved(runs).items():
         sched, cfg, data = setups[(label, seed)]
-        s, scale = cfg["sample"], cfg["sample"].get("guidance_scale")
-        guided = scale not in (None, 1)
+        s, guidance = cfg["sample"], guidance_of(cfg, res.model)
         ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"], per_class,
-                               seed=seed, guidance_scale=scale if guided else None,
-                               null_condition=null_condition_for(res.model) if guided else None)
-        r = ev.report
-        fig = {"class_accuracy": round(r.class_accuracy, 4),
-               "accuracy_over_judge": round(r.class_accuracy / r.judge_test_accuracy, 3),
-               "fid": round(r.fid, 2), "fid_real_vs_real": round(r.fid_real_vs_real, 2),
-               "per_class_accuracy": [round(a, 3) for a in r.per_class_accuracy],
-               "model_evals_per_sample": s["steps"] * (2 if guided else 1),
-               "ms_per_sample": round(ev.seconds_per_sample * 1000, 1),
-               "steps": res.step, "train_seconds": round(res.train_seconds, 1)}
+                               seed=seed, **guidance)
+        fig = {**judged_figures(ev), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
+               "model_evals_per_sample": s["steps"] * (1 if guidance["null_condition"] is None else 2)}
         out.setdefault(label, {})[f"seed {seed}"] = fig
         print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
     keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
