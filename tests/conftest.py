@@ -1,16 +1,29 @@
 import os
 
 import pytest
-import torch
 
 from course_fixtures import TINY_UNET
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # A worker of pytest-xdist (pyproject.toml runs one per core). It and every notebook kernel or training subprocess
+    # it starts (they inherit this environment) get the worker's share of the cores: two processes of two OpenMP
+    # threads each on two cores spin-wait on each other and ran a notebook cell many times slower. Set before torch
+    # is imported, since torch reads it when it starts.
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: it need not spend seconds importing torch
+    import torch
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture
 def tiny_model():
+    import torch
+
     from course_utils.models import ClassConditionedUnet
     torch.manual_seed(0)
     return ClassConditionedUnet(num_classes=10, sample_size=8, in_channels=1, **TINY_UNET)
@@ -19,6 +32,8 @@ def tiny_model():
 @pytest.fixture
 def tiny_dataset():
     """64 random 8x8 'images' with labels, in the real ImageDataset container."""
+    import torch
+
     from course_utils.data import ImageDataset
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 1, 8, 8), generator=g, dtype=torch.uint8)
