@@ -5,7 +5,7 @@
   python bench/bench_lesson2.py compare      # concatenation vs cross-attention: same data, same time budget
   python bench/bench_lesson2.py layout       # where cross-attention goes: same time budget per layout
   python bench/bench_lesson2.py mix          # the exercise: judged shares when mixing two labels (pretrained)
-  python bench/bench_lesson2.py scales       # a checkpoint judged at guidance scales 1 to 5 (the preset's 3)
+  python bench/bench_lesson2.py scales       # a checkpoint judged at guidance scales 1 to 5 (the preset's 2)
   python bench/bench_lesson2.py side-by-side # the cpu preset with and without label dropout + guidance, same budget,
                                              # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)
 
