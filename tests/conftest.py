@@ -5,12 +5,6 @@ import pytest
 from course_fixtures import TINY_UNET
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-if "PYTEST_XDIST_WORKER" in os.environ:
-    # A worker of pytest-xdist (pyproject.toml runs one per core). It and every notebook kernel or training subprocess
-    # it starts (they inherit this environment) get the worker's share of the cores: two processes of two OpenMP
-    # threads each on two cores spin-wait on each other and ran a notebook cell many times slower. Set before torch
-    # is imported, since torch reads it when it starts.
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 def pytest_configure(config):
