@@ -26,8 +26,11 @@ def make_sampler(name: str, scheduler_or_config) -> SchedulerMixin:
     ``ddim``: deterministic DDIM with ``trailing`` timestep spacing;
     ``dpm``: DPM-Solver++ (2nd order, multistep, deterministic), ``trailing`` spacing;
     ``dpm-sde``: SDE-DPM-Solver++ (2nd order, multistep), which adds fresh noise at every step as DDPM does.
+    Lesson 4's hand-written ``CosineDDPM`` is turned into the diffusers scheduler with the same equations first.
     Introduced in lesson 1.
     """
+    if hasattr(scheduler_or_config, "to_diffusers"):  # lesson 4's CosineDDPM
+        scheduler_or_config = scheduler_or_config.to_diffusers()
     config = getattr(scheduler_or_config, "config", scheduler_or_config)
     if name == "ddpm":
         return DDPMScheduler.from_config(config)

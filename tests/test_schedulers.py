@@ -40,6 +40,17 @@ def test_samplers_keep_the_training_schedule(name, cls):
     assert len(s.timesteps) == 20 and int(s.timesteps.max()) <= 999
 
 
+@pytest.mark.parametrize("name", ["ddpm", "dpm-sde"])
+def test_samplers_from_the_hand_written_scheduler(name):
+    """Lesson 4 trains with CosineDDPM; a benchmark judges its models by a sampler's name, as for lessons 1-3."""
+    from course_utils.scratch import CosineDDPM
+
+    train = CosineDDPM(prediction_type="v_prediction")
+    s = make_sampler(name, train)
+    assert s.config.prediction_type == "v_prediction"
+    torch.testing.assert_close(s.alphas_cumprod, train.alphas_cumprod)
+
+
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler("euler", make_noise_scheduler())
