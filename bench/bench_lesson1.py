@@ -6,6 +6,7 @@
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
   python bench/bench_lesson1.py samplers     # every sampler, with and without guidance, on one trained model
   python bench/bench_lesson1.py why        # why deterministic samplers lose: spacing, order, thresholding, eta
+  python bench/bench_lesson1.py interval   # guidance on some steps only, more steps for the same 25 evaluations
   python bench/bench_lesson1.py embedding    # exercise 2: class-embedding sizes at the exercise's budget
   python bench/bench_lesson1.py fashion      # exercise 1: the cpu recipe on Fashion-MNIST, the exercise's steps
   python bench/bench_lesson1.py variants --set batch   # the searches behind the cpu recipe: variants of the earlier
@@ -269,6 +270,38 @@ def variants(which: str, budget_s: float, per_class: int) -> dict:
     return out
 
 
+# (lo, hi) timesteps of the guided steps; the others use the conditional model alone, at one evaluation
+INTERVALS = [(0, 1000), (150, 1000), (250, 1000), (350, 1000), (0, 900), (0, 800), (150, 900), (250, 900),
+             (350, 900), (250, 800)]
+
+
+def interval(checkpoint: Path, per_class: int, scales: list[float], budget: int = 25) -> dict:
+    """SDE-DPM-Solver++ guided only on the steps whose timestep lies in an interval, each interval with as many
+    steps as fit in ``budget`` model evaluations (a guided step costs two), judged at each guidance scale on the
+    same labels and noise. The first interval guides every step: the preset's way."""
+    from course_utils.sampling import model_evaluations
+    from course_utils.schedulers import make_sampler
+
+    pipe = cu.load_pipeline(checkpoint)
+    sampler = make_sampler("dpm-sde", pipe.scheduler)
+    out = {}
+    for lo, hi in INTERVALS:
+        steps = max(n for n in range(2, budget + 1) if model_evaluations(sampler, n, 2.0, (lo, hi)) <= budget)
+        evals = model_evaluations(sampler, steps, 2.0, (lo, hi))
+        for scale in scales:
+            ev = cu.evaluate_model(pipe.unet, pipe.scheduler, "mnist", "dpm-sde", steps, per_class, seed=0,
+                                   guidance_scale=scale, null_condition=pipe.null_condition,
+                                   guidance_interval=(lo, hi))
+            key = f"t in [{lo}, {hi}], {steps} steps, {evals} evaluations, s={scale:g}"
+            out[key] = {"class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
+                        "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
+                        "per_class_accuracy": [round(a, 3) for a in ev.report.per_class_accuracy],
+                        "steps": steps, "model_evals_per_sample": evals, "interval": [lo, hi],
+                        "guidance_scale": scale, "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
+            print(key, out[key]["class_accuracy"], out[key]["fid"], flush=True)
+    return out
+
+
 E4 = dict(class_emb_size=4)
 ABLATION = {
     # name: changes to the cpu preset's model, train and prediction settings
@@ -315,11 +348,12 @@ def ablation(budget_s: float, per_class: int) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["throughput", "recipe", "side-by-side", "samplers", "embedding", "fashion",
-                                    "variants", "why", "ablation"])
+                                    "variants", "why", "ablation", "interval"])
     p.add_argument("--set", default="patch", choices=sorted(VARIANT_SETS), help="variants: which search")
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
+    p.add_argument("--scales", type=float, nargs="+", default=[2.5, 3.0, 3.5], help="interval: guidance scales")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-mnist-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
@@ -342,6 +376,8 @@ def main():
         result = why(Path(args.checkpoint), args.per_class or 100)
     elif args.part == "variants":
         result = variants(args.set, args.budget or 300, args.per_class or 50)
+    elif args.part == "interval":
+        result = interval(Path(args.checkpoint), args.per_class or 100, args.scales)
     elif args.part == "fashion":
         result = fashion(args.per_class)
     else:

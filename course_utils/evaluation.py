@@ -330,7 +330,7 @@ class Evaluation:
 def evaluate_models(models: dict, noise_scheduler, dataset: str, sampler: str = "ddpm", steps: int = 25,
                     per_class: int = 100, seed: int = 0, source: str = "auto",
                     data_path: str | os.PathLike | None = None, guidance_scale: float | None = None,
-                    null_condition=None, progress: bool = False) -> dict[str, Evaluation]:
+                    null_condition=None, guidance_interval=None, progress: bool = False) -> dict[str, Evaluation]:
     """Sample ``per_class`` images of every class with each model (for example ``{"EMA": ..., "raw": ...}``),
     from the same labels and the same noise, and judge them with ``dataset``'s judge against its real images
     (from ``data_path`` when given). Returns an :class:`Evaluation` per model.
@@ -345,6 +345,7 @@ def evaluate_models(models: dict, noise_scheduler, dataset: str, sampler: str = 
         start = time.perf_counter()
         images = to_unit_range(sample_images(model, noise_scheduler, labels, steps, sampler, seed=seed,
                                              guidance_scale=guidance_scale, null_condition=null_condition,
+                                             guidance_interval=guidance_interval,
                                              progress=progress))
         seconds = time.perf_counter() - start
         report = evaluate_samples(judge, images, labels, reference, info["test_accuracy"], seed=seed)

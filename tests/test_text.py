@@ -158,6 +158,30 @@ def test_guidance_scale_one_is_conditional_and_zero_unconditional():
         conditioned(model_fn, cond, 3.0, None)
 
 
+def test_guidance_interval_guides_only_its_timesteps_and_counts_evaluations():
+    from course_utils.sampling import model_evaluations
+    from course_utils.schedulers import make_noise_scheduler, make_sampler
+
+    calls = []
+
+    def model_fn(x, t, cond):
+        calls.append(len(x))
+        return x * cond.view(-1, 1, 1, 1)
+
+    x, cond = torch.randn(3, 1, 4, 4), torch.full((3,), 2.0)
+    fn = conditioned(model_fn, cond, 3.0, torch.zeros_like, guidance_interval=(200, 800))
+    torch.testing.assert_close(fn(x, torch.tensor(500)), x * 6.0)  # guided: 0 + 3 * (2 - 0)
+    torch.testing.assert_close(fn(x, torch.tensor(900)), x * 2.0)  # outside: the conditional model alone
+    torch.testing.assert_close(fn(x, 100), x * 2.0)
+    assert calls == [6, 3, 3]
+    sampler = make_sampler("dpm-sde", make_noise_scheduler())  # 12 trailing steps: 999, 916, ..., 166, 82
+    assert model_evaluations(sampler, 12, 2.5) == 24 and model_evaluations(sampler, 12, None) == 12
+    assert model_evaluations(sampler, 12, 2.5, (200, 1000)) == 22  # the last two steps unguided
+    for bad in ((800, 200), (1,), "ab"):
+        with pytest.raises(ValueError, match="guidance interval"):
+            conditioned(model_fn, cond, 3.0, torch.zeros_like, guidance_interval=bad)
+
+
 def test_drop_condition_handles_tensors_and_dicts():
     drop = torch.tensor([True, False])
     out = drop_condition({"hidden": torch.ones(2, 3, 4), "mask": torch.ones(2, 3, dtype=torch.bool)},
