@@ -350,6 +350,10 @@ if cfg.get("judge") and not train_set.smoke_only:
 # 13.53. The average pays off when there are many steps to average; in a short run with a high learning rate, the
 # last weights are already close to it. At `cpu` flags are recognisable and faces are yellow discs with features;
 # food (31%) and places are not yet recognisable objects.
+# Why not the `gpu` config on a CPU: trained side by side with the `cpu` config for the same 540 s, twice
+# (`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took 22 and 23 steps and every
+# sample was judged an animal (20%, chance); the `cpu` config took 1,711 and 1,712 steps and was judged 73.6% and 69.2%
+# correct.
 #
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
 # family 25, AVX2 but not AVX-512): section 11 reached 1,735 steps in its 540 s, and this cell judged the EMA weights
