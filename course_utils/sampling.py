@@ -68,7 +68,8 @@ def guided_prediction(model, x: torch.Tensor, t, cond, uncond, guidance_scale: f
 
 
 def conditioned(model, cond, guidance_scale: float | None = None, null_condition: Callable | None = None,
-                guidance_interval: tuple[float, float] | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+                guidance_interval: tuple[float, float] | None = None
+                ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``model_fn(x, t)`` for :func:`denoise`: the model with its condition, guided when ``guidance_scale`` is
     given and not 1. ``null_condition`` maps a batch of conditions to the "no condition" one (the all-zero
     label vector, the empty prompt), the same function label dropout used in training.
@@ -132,7 +133,8 @@ def _to(cond, device):
 @torch.no_grad()
 def sample_images(model, noise_scheduler, conditions, num_inference_steps: int = 20, sampler="dpm",
                   seed: int = 0, guidance_scale: float | None = None, null_condition: Callable | None = None,
-                  guidance_interval: tuple[float, float] | None = None, batch_size: int = 256, keep_every: int = 0, progress: bool = False,
+                  guidance_interval: tuple[float, float] | None = None, batch_size: int = 256,
+                  keep_every: int = 0, progress: bool = False,
                   device: torch.device | str | None = None, generator: torch.Generator | None = None,
                   on_step: Callable[[int], None] | None = None):
     """Generate one image per condition with a conditional denoiser ``model(x_t, t, cond)``.
@@ -141,8 +143,9 @@ def sample_images(model, noise_scheduler, conditions, num_inference_steps: int =
     tensors with one row per image (lesson 3's text states and mask). ``sampler`` is ``ddpm``, ``ddim`` or
     ``dpm`` (DPM-Solver++), built from the training scheduler's config (beta schedule, prediction type), or a
     scheduler to use as it is. With ``guidance_scale`` (and the model's ``null_condition``) every step is
-    guided (or only those in ``guidance_interval``, see :func:`conditioned`). The same ``seed`` (or ``generator``) gives the same images on any device. Images are returned in
-    [-1, 1], with the trajectory of the first batch if ``keep_every`` > 0.
+    guided (or only those in ``guidance_interval``, see :func:`conditioned`). The same ``seed`` (or ``generator``)
+    gives the same images on any device. Images are returned in [-1, 1], with the trajectory of the first batch
+    if ``keep_every`` > 0.
     Introduced in lesson 1; guidance in lesson 3.
     """
     if num_inference_steps < 1:
