@@ -113,8 +113,10 @@ def model_evaluations(scheduler, steps: int, guidance_scale: float | None = None
     """Model evaluations per sample: one per step, two for each guided step (the budget lesson 1 counts)."""
     if guidance_scale is None or guidance_scale == 1:
         return steps
-    scheduler.set_timesteps(steps)
-    lo, hi = check_interval(guidance_interval) if guidance_interval is not None else (float("-inf"), float("inf"))
+    if guidance_interval is None:
+        return 2 * steps
+    lo, hi = check_interval(guidance_interval)
+    scheduler.set_timesteps(steps)  # the timesteps this sampler visits decide which steps are guided
     return sum(2 if lo <= float(t) <= hi else 1 for t in scheduler.timesteps)
 
 
