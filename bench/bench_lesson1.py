@@ -31,7 +31,7 @@ from course_utils.evaluation import reference_images
 from course_utils.models import ClassConditionedUnet, count_parameters, null_condition_for
 from course_utils.training import train_interleaved, training_run
 
-from common import announce, report, side_by_side
+from common import announce, report, side_by_side, steps_within
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -275,7 +275,7 @@ INTERVALS = [(0, 1000), (150, 1000), (250, 1000), (350, 1000), (0, 900), (0, 800
              (350, 900), (250, 800)]
 
 
-def interval(checkpoint: Path, per_class: int, scales: list[float], budget: int = 25) -> dict:
+def interval(checkpoint: Path, per_class: int, scales: list[float], intervals=INTERVALS, budget: int = 25) -> dict:
     """SDE-DPM-Solver++ guided only on the steps whose timestep lies in an interval, each interval with as many
     steps as fit in ``budget`` model evaluations (a guided step costs two), judged at each guidance scale on the
     same labels and noise. The first interval guides every step: the preset's way."""
@@ -285,8 +285,8 @@ def interval(checkpoint: Path, per_class: int, scales: list[float], budget: int 
     pipe = cu.load_pipeline(checkpoint)
     sampler = make_sampler("dpm-sde", pipe.scheduler)
     out = {}
-    for lo, hi in INTERVALS:
-        steps = max(n for n in range(2, budget + 1) if model_evaluations(sampler, n, 2.0, (lo, hi)) <= budget)
+    for lo, hi in intervals:
+        steps = steps_within(sampler, budget, (lo, hi))
         evals = model_evaluations(sampler, steps, 2.0, (lo, hi))
         for scale in scales:
             ev = cu.evaluate_model(pipe.unet, pipe.scheduler, "mnist", "dpm-sde", steps, per_class, seed=0,
@@ -354,6 +354,8 @@ def main():
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
     p.add_argument("--scales", type=float, nargs="+", default=[2.5, 3.0, 3.5], help="interval: guidance scales")
+    p.add_argument("--intervals", nargs="+", metavar="LO-HI", default=None,
+                   help="interval: the intervals, e.g. 0-1000 350-1000 (default: the ten of INTERVALS)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-mnist-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
@@ -377,7 +379,8 @@ def main():
     elif args.part == "variants":
         result = variants(args.set, args.budget or 300, args.per_class or 50)
     elif args.part == "interval":
-        result = interval(Path(args.checkpoint), args.per_class or 100, args.scales)
+        intervals = [tuple(int(x) for x in i.split("-")) for i in args.intervals] if args.intervals else INTERVALS
+        result = interval(Path(args.checkpoint), args.per_class or 100, args.scales, intervals)
     elif args.part == "fashion":
         result = fashion(args.per_class)
     else:

@@ -139,7 +139,7 @@ def main():
         result = side_by_side(TASK, preset_recipes(TASK, args.recipes), budget, args.seeds, args.per_class)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji16", args.scales, args.sampler, args.steps,
-                                 args.per_class)
+                                 args.per_class, args.interval, args.evaluations)
     else:
         result = mix(Path(args.checkpoint), args.per_weight)
     report("lesson2", args.part, result)

@@ -120,7 +120,7 @@ def main():
         result = side_by_side(args.task, preset_recipes(args.task, args.recipes), budget, args.seeds, args.per_class)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
-                                 args.per_class)
+                                 args.per_class, args.interval, args.evaluations)
     else:
         result = guidance(args.task, args.preset)
     report("lesson4", f"{args.part}-{args.task}-{args.preset}", result)

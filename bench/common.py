@@ -38,6 +38,19 @@ def add_guidance_arguments(p) -> None:
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
     p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
     p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
+    p.add_argument("--interval", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="scales: guide only the steps whose timestep lies in [LO, HI] (default: every step)")
+    p.add_argument("--evaluations", type=int, default=None,
+                   help="scales: instead of --steps, as many steps as fit in this many model evaluations per sample")
+
+
+def steps_within(scheduler, evaluations: int, guidance_interval=None) -> int:
+    """The most sampling steps whose guided run costs at most ``evaluations`` model evaluations per sample
+    (a guided step costs two; with ``guidance_interval`` only the steps inside it are guided)."""
+    from course_utils.sampling import model_evaluations
+
+    return max(n for n in range(1, evaluations + 1)
+               if model_evaluations(scheduler, n, 2.0, guidance_interval) <= evaluations)
 
 
 def judged_figures(ev) -> dict:
@@ -51,18 +64,29 @@ def judged_figures(ev) -> dict:
 
 
 def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: str, steps: int,
-                    per_class: int) -> dict:
+                    per_class: int, interval=None, evaluations: int | None = None) -> dict:
     """A saved pipeline judged at each guidance scale (the same noise for every scale): class accuracy and
-    classifier FID per scale, for choosing the scale a config samples with. Scale 1 is the unguided model."""
+    classifier FID per scale, for choosing the scale a config samples with. Scale 1 is the unguided model.
+    With ``interval`` only the steps whose timestep lies in it are guided; with ``evaluations`` the steps are as
+    many as fit in that many model evaluations per sample."""
     import course_utils as cu
+    from course_utils.sampling import model_evaluations
+    from course_utils.schedulers import make_sampler
 
     pipe = cu.load_pipeline(checkpoint)
+    interval = tuple(interval) if interval else None
+    counter = make_sampler(sampler, pipe.scheduler)
+    if evaluations:
+        steps = steps_within(counter, evaluations, interval)
     out = {}
     for scale in scales:
         ev = cu.evaluate_model(pipe.denoiser, pipe.scheduler, judge, sampler, steps, per_class,
-                               guidance_scale=scale, null_condition=pipe.null_condition)  # scale 1: unguided
-        out[f"s={scale:g}"] = judged_figures(ev)
-        print(f"s={scale:g}", out[f"s={scale:g}"], flush=True)
+                               guidance_scale=scale, null_condition=pipe.null_condition,  # scale 1: unguided
+                               guidance_interval=interval)
+        key = f"s={scale:g}" + (f", t in [{interval[0]}, {interval[1]}]" if interval else "")
+        out[key] = dict(judged_figures(ev), steps=steps,
+                        model_evals_per_sample=model_evaluations(counter, steps, scale, interval))
+        print(key, out[key], flush=True)
     return out
 
 

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance scale for a model trained with label dropout (0: unconditional, "
                         "1: conditional; text-to-image default: 3)")
+    s.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="guide only the steps whose timestep lies in [LO, HI], e.g. 350 1000 (default: every step)")
     s.add_argument("--steps", type=int, default=20, help="sampling steps (= model evaluations per sample)")
     s.add_argument("--sampler", choices=SAMPLERS, default="dpm")
     s.add_argument("--seed", type=int, default=0)
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
         from .jobs import sample_to_file
         path = sample_to_file(args.checkpoint, args.out, per_class=args.per_class, steps=args.steps,
                               sampler=args.sampler, seed=args.seed, dataset=args.dataset, prompts=args.prompts,
-                              guidance_scale=args.guidance_scale)
+                              guidance_scale=args.guidance_scale, guidance_interval=args.guidance_interval)
         print(f"wrote {path}")
     elif args.command == "evaluate":
         from .jobs import evaluate_file

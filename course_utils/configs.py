@@ -118,7 +118,8 @@ def load_config(task: str, preset: str | None = None, path: str | os.PathLike | 
     ``prediction_type``, ...) with the preset's sections (``model``, ``train``, ``sample``, ...) merged over
     them, plus ``task``, ``preset`` (the name actually used, also when it came from ``$COURSE_PRESET``) and
     ``config_file``. ``path`` is a YAML file of the same shape (a copy of the shipped one with values
-    changed); by default the shipped file is read.
+    changed), or one preset already resolved (what ``config TASK --preset P`` prints, edited), which then serves
+    whichever preset is asked; by default the shipped file is read.
 
     Introduced in lesson 1.
     """
@@ -129,11 +130,14 @@ def load_config(task: str, preset: str | None = None, path: str | os.PathLike | 
     name = preset or default_preset()
     if name not in PRESET_NAMES:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
-    presets = raw.pop("presets", None) or {}
-    if not isinstance(presets, dict) or name not in presets:
-        found = sorted(presets) if isinstance(presets, dict) else presets
-        raise ConfigError(f"{path} has no preset {name!r} (it has {found}); add a presets.{name} section")
-    cfg = merge(raw, presets[name] or {})
+    if "presets" not in raw and "model" in raw:  # already resolved: what `config TASK --preset P` prints
+        cfg = raw
+    else:
+        presets = raw.pop("presets", None) or {}
+        if not isinstance(presets, dict) or name not in presets:
+            found = sorted(presets) if isinstance(presets, dict) else presets
+            raise ConfigError(f"{path} has no preset {name!r} (it has {found}); add a presets.{name} section")
+        cfg = merge(raw, presets[name] or {})
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}, preset {name!r}: missing {', '.join(missing)}; see "

@@ -29,7 +29,7 @@ from .models import (ClassConditionedUnet, LabelConditionedUnet, TextConditioned
                      null_condition_for)
 from .pipelines import ConditionalDDPMPipeline, TextToImagePipeline, load_pipeline
 from .plots import plot_losses, save_gif, save_grid
-from .sampling import DEFAULT_GUIDANCE_SCALE, labels_per_class, sample_images
+from .sampling import DEFAULT_GUIDANCE_SCALE, labels_per_class, model_evaluations, sample_images
 from .schedulers import make_noise_scheduler, make_sampler
 from .scratch import CosineDDPM, ScratchUNet
 from .text import load_text_encoder
@@ -125,13 +125,26 @@ def pipeline_of(model, noise_scheduler, label_dropout: float = 0.0):
 
 
 def guidance_of(cfg: dict, model) -> dict:
-    """The config's sampling guidance (``sample.guidance_scale``) with the model's null condition, as keyword
-    arguments of :func:`~course_utils.sampling.sample_images`.
+    """The config's sampling guidance (``sample.guidance_scale``, and ``sample.guidance_interval``: the timesteps
+    whose steps are guided, every step if it is left out) with the model's null condition, as keyword arguments
+    of :func:`~course_utils.sampling.sample_images`.
 
     Introduced in lesson 1.
     """
-    scale = cfg["sample"].get("guidance_scale")
-    return {"guidance_scale": scale, "null_condition": null_condition_for(model) if scale not in (None, 1) else None}
+    s = cfg["sample"]
+    scale, interval = s.get("guidance_scale"), s.get("guidance_interval")
+    guided = scale not in (None, 1)
+    return {"guidance_scale": scale, "null_condition": null_condition_for(model) if guided else None,
+            "guidance_interval": tuple(interval) if guided and interval is not None else None}
+
+
+def guidance_words(cfg: dict) -> str:
+    """``", guidance scale 3.5 at t in [350, 1000]"``: the config's guidance for a title ("" unguided)."""
+    s = cfg["sample"]
+    scale, interval = s.get("guidance_scale"), s.get("guidance_interval")
+    if scale in (None, 1):
+        return ""
+    return f", guidance scale {scale:g}" + (f" at t in [{interval[0]:g}, {interval[1]:g}]" if interval else "")
 
 
 def grid_labels(data: ImageDataset, per_row: int) -> tuple[torch.Tensor, list[str]]:
@@ -224,8 +237,7 @@ def draw_pictures(cfg, model, scheduler, data, out_dir: Path, per_row: int = 8) 
     labels, names = grid_labels(data, per_row)
     images, frames = sample_images(model, scheduler, labels, s["steps"], s["sampler"], seed=0,
                                    keep_every=max(1, s["steps"] // 20), **guidance_of(cfg, model))
-    scale = s.get("guidance_scale")
-    guided = f", guidance scale {scale:g}" if scale not in (None, 1) else ""
+    guided = guidance_words(cfg)
     save_grid(images, out_dir / "samples.png", nrow=per_row, row_labels=names, scale=1.0,
               title=f"{cfg['task']}, preset {cfg['preset']}: {s['sampler']}, {s['steps']} steps{guided}")
     save_gif([f[::per_row] for f in frames], out_dir / "denoising.gif", nrow=len(frames[0][::per_row]))
@@ -250,9 +262,11 @@ def _evaluate_classes(cfg, result, scheduler, data, source, data_path) -> dict:
     out = reports["ema"].to_dict()  # the saved pipeline carries the EMA weights
     if "raw" in reports:
         out["raw"] = reports["raw"].to_dict()
-    guided = guidance["guidance_scale"] not in (None, 1)
     out.update(sampler=s["sampler"], sampling_steps=s["steps"], guidance_scale=guidance["guidance_scale"],
-               model_evals_per_sample=s["steps"] * (2 if guided else 1))
+               model_evals_per_sample=model_evaluations(make_sampler(s["sampler"], scheduler), s["steps"],
+                                                        guidance["guidance_scale"], guidance["guidance_interval"]))
+    if guidance["guidance_interval"]:
+        out["guidance_interval"] = list(guidance["guidance_interval"])
     return out
 
 
@@ -278,11 +292,12 @@ def _evaluate_text(cfg, model, noise_scheduler, data, out_dir: Path) -> dict:
 
 def sample_to_file(checkpoint: str | os.PathLike, out: str | os.PathLike, per_class: int = 10, steps: int = 20,
                    sampler: str = "dpm", seed: int = 0, dataset: str | None = None, prompts: list[str] | None = None,
-                   guidance_scale: float | None = None) -> Path:
+                   guidance_scale: float | None = None, guidance_interval: tuple[float, float] | None = None) -> Path:
     """Load a saved pipeline, draw samples and write them as an ``.npz``.
 
     A class-conditioned pipeline (lessons 1, 2 and 4) draws ``per_class`` samples of each class; a model trained
-    with label dropout can be guided (``guidance_scale``). A text-to-image pipeline (lesson 3) draws
+    with label dropout can be guided (``guidance_scale``; ``guidance_interval``: only the steps whose timestep
+    lies in it). A text-to-image pipeline (lesson 3) draws
     ``per_class`` samples of each of ``prompts`` with guidance at ``guidance_scale`` (default
     :data:`~course_utils.sampling.DEFAULT_GUIDANCE_SCALE`); the file's ``labels`` then index its ``prompts``.
     Introduced in lesson 1; prompts in lesson 3.
@@ -309,7 +324,7 @@ def sample_to_file(checkpoint: str | os.PathLike, out: str | os.PathLike, per_cl
         scale = DEFAULT_GUIDANCE_SCALE if guidance_scale is None else guidance_scale
         wanted = [p for p in prompts for _ in range(per_class)]
         images = pipe(wanted, guidance_scale=scale, num_inference_steps=steps, generator=generator,
-                      output_type="pt").images
+                      output_type="pt", guidance_interval=guidance_interval).images
         labels, meta = labels_per_class(len(prompts), per_class), {"prompts": prompts, "guidance_scale": float(scale)}
     else:
         if prompts:
@@ -318,8 +333,10 @@ def sample_to_file(checkpoint: str | os.PathLike, out: str | os.PathLike, per_cl
                              "classes. --prompt is for text-to-image pipelines (`train captions`).")
         labels = labels_per_class(pipe.num_classes, per_class)
         images = pipe(labels, num_inference_steps=steps, generator=generator, output_type="pt",
-                      guidance_scale=guidance_scale).images
+                      guidance_scale=guidance_scale, guidance_interval=guidance_interval).images
         meta = {} if guidance_scale is None else {"guidance_scale": float(guidance_scale)}
+    if guidance_interval is not None:
+        meta["guidance_interval"] = [float(t) for t in guidance_interval]
     seconds = time.perf_counter() - start
     return save_samples_npz(out, images, labels, dataset=dataset, sampler=sampler, steps=steps, seed=seed,
                             seconds_per_sample=seconds / len(labels), **meta)
@@ -360,7 +377,7 @@ def evaluate_file(path: str | os.PathLike, dataset: str | None = None, source: s
                               info["test_accuracy"])
     out = report.to_dict()
     out["dataset"] = str(dataset)
-    for k in ("sampler", "steps", "seconds_per_sample", "guidance_scale"):
+    for k in ("sampler", "steps", "seconds_per_sample", "guidance_scale", "guidance_interval"):
         if k in meta:
-            out[k] = meta[k].item() if hasattr(meta[k], "item") else meta[k]
+            out[k] = meta[k].tolist() if hasattr(meta[k], "tolist") else meta[k]
     return out

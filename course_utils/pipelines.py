@@ -31,7 +31,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     ``scheduler``. Lesson 2 adds a ``label_encoder`` (:class:`LabelEncoder`): labels (integers, or one-hot /
     multi-hot vectors such as ``[[1, 0, 1, 0, 0]]``) become tokens that the ``UNet2DConditionModel`` attends to.
     ``label_dropout`` records how often training replaced the label by the all-zero vector: a model trained
-    with it can be guided (``guidance_scale``), the all-zero vector being "no label".
+    with it can be guided (``guidance_scale``), the all-zero vector being "no label"; ``guidance_interval=(lo, hi)``
+    guides only the steps whose timestep lies in it (lesson 1 measures where guidance pays).
     Introduced in lesson 1; the label encoder in lesson 2; guidance in lesson 4.
     """
 
@@ -88,7 +89,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, class_labels, num_inference_steps: int = 50, generator: torch.Generator | None = None,
-                 output_type: str = "pil", return_dict: bool = True, guidance_scale: float | None = None):
+                 output_type: str = "pil", return_dict: bool = True, guidance_scale: float | None = None,
+                 guidance_interval: tuple[float, float] | None = None):
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
         labels = self.check_labels(class_labels)
@@ -98,7 +100,8 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
             images = sample_images(self.denoiser, self.scheduler, labels, num_inference_steps, self.scheduler,
                                    generator=_generator(generator),
                                    guidance_scale=guidance_scale, null_condition=self.null_condition,
-                                   device=self.device, on_step=lambda i: bar.update())
+                                   guidance_interval=guidance_interval, device=self.device,
+                                   on_step=lambda i: bar.update())
         return postprocess(images, output_type, return_dict)
 
 
@@ -138,7 +141,8 @@ class TextToImagePipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, prompt, guidance_scale: float = DEFAULT_GUIDANCE_SCALE, num_inference_steps: int = 50,
-                 generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True):
+                 generator: torch.Generator | None = None, output_type: str = "pil", return_dict: bool = True,
+                 guidance_interval: tuple[float, float] | None = None):
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("prompt is empty: pass one prompt (or a list) per image to generate")
@@ -152,7 +156,8 @@ class TextToImagePipeline(DiffusionPipeline):
             images = sample_images(self.unet, self.scheduler, cond, num_inference_steps, self.scheduler,
                                    generator=_generator(generator),
                                    guidance_scale=guidance_scale, null_condition=null_condition,
-                                   device=self.device, on_step=lambda i: bar.update())
+                                   guidance_interval=guidance_interval, device=self.device,
+                                   on_step=lambda i: bar.update())
         return postprocess(images, output_type, return_dict)
 
 

@@ -131,13 +131,17 @@ def test_train_sample_evaluate_sprites_offline(tmp_path, capsys):
     assert metrics["model_evals_per_sample"] == 2 * metrics["sampling_steps"]
     assert (run / "pipeline" / "label_encoder" / "config.json").exists() and (run / "samples.png").exists()
     out = tmp_path / "s.npz"
-    assert main(["sample", str(run), "--per-class", "2", "--steps", "2", "--out", str(out)]) == 0
+    # guided only on the noisier steps (lesson 1's guidance interval), as the shell asks for it
+    assert main(["sample", str(run), "--per-class", "2", "--steps", "2", "--out", str(out), "--guidance-scale", "2",
+                 "--guidance-interval", "500", "1000"]) == 0
     with np.load(out) as f:
         assert f["images"].shape == (10, 3, 16, 16) and str(f["dataset"]) == "twemoji16"
+        assert f["guidance_interval"].tolist() == [500.0, 1000.0]
     capsys.readouterr()
     assert main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert json.loads(printed[printed.index("{"):])["num_samples"] == 10
+    report = json.loads(printed[printed.index("{"):])
+    assert report["num_samples"] == 10 and report["guidance_interval"] == [500.0, 1000.0]
     assert main(["sample", str(run), "--per-class", "1", "--steps", "2", "--guidance-scale", "3",
                  "--out", str(out)]) == 0
     with np.load(out) as f:

@@ -242,7 +242,7 @@ def test_pipeline_round_trip_with_the_scratch_unet(tmp_path):
 
 
 def test_yaml_configs_load_for_every_task_and_preset(tmp_path):
-    from course_utils.configs import PRESET_NAMES, load_config
+    from course_utils.configs import PRESET_NAMES, config_text, load_config
     for task in ("emoji32", "cifar10", "celeba"):
         for preset in PRESET_NAMES:
             cfg = load_config(task, preset)
@@ -255,6 +255,10 @@ def test_yaml_configs_load_for_every_task_and_preset(tmp_path):
     assert load_config("emoji32", "cpu", edited)["model"]["channels"] == (8, 16)
     with pytest.raises(ValueError, match="no preset 'gpu'"):
         load_config("emoji32", "gpu", edited)
+    resolved = tmp_path / "resolved.yaml"  # what `config emoji32 --preset cpu` prints, edited, serves as a config
+    resolved.write_text(config_text("emoji32", "cpu").replace("train: {", "train: {seed: 7, ", 1))
+    cfg = load_config("emoji32", "cpu", resolved)
+    assert cfg["train"]["seed"] == 7 and cfg["model"] == load_config("emoji32", "cpu")["model"]
     with pytest.raises(ValueError, match="no config file at .*config TASK"):
         load_config("emoji32", "cpu", tmp_path / "missing.yaml")
 

@@ -182,6 +182,32 @@ def test_guidance_interval_guides_only_its_timesteps_and_counts_evaluations():
             conditioned(model_fn, cond, 3.0, torch.zeros_like, guidance_interval=bad)
 
 
+def test_a_configs_guidance_interval_reaches_the_pipeline():
+    """``sample.guidance_interval`` in a config: guidance_of passes it on, the title says it, the pipeline uses it."""
+    from course_fixtures import TINY_UNET
+
+    from course_utils.jobs import guidance_of, guidance_words
+    from course_utils.models import ClassConditionedUnet
+    from course_utils.pipelines import ConditionalDDPMPipeline
+    from course_utils.schedulers import make_noise_scheduler
+
+    torch.manual_seed(0)
+    unet = ClassConditionedUnet(num_classes=3, sample_size=8, null_class=True, **TINY_UNET)
+    cfg = {"sample": {"guidance_scale": 3.5, "guidance_interval": [350, 1000]}}
+    kw = guidance_of(cfg, unet)
+    assert kw["guidance_interval"] == (350, 1000) and kw["null_condition"] is not None
+    assert guidance_words(cfg) == ", guidance scale 3.5 at t in [350, 1000]"
+    unguided = {"sample": {"guidance_scale": None, "guidance_interval": [350, 1000]}}
+    assert guidance_of(unguided, unet)["guidance_interval"] is None and guidance_words(unguided) == ""
+    pipe = ConditionalDDPMPipeline(unet=unet, scheduler=make_noise_scheduler(), label_dropout=0.1)
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    unet.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    pipe([0, 2], num_inference_steps=4, output_type="pt", guidance_scale=3.5, guidance_interval=(400, 1000),
+         generator=torch.manual_seed(0))
+    assert calls == [4, 4, 2, 2]  # DDPM's 4 steps visit t = 750, 500, 250, 0: the first two are guided
+
+
 def test_drop_condition_handles_tensors_and_dicts():
     drop = torch.tensor([True, False])
     out = drop_condition({"hidden": torch.ones(2, 3, 4), "mask": torch.ones(2, 3, dtype=torch.bool)},
