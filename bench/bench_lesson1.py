@@ -28,7 +28,10 @@ import torch
 import course_utils as cu
 from course_utils.configs import merge
 from course_utils.evaluation import reference_images
+from course_utils.jobs import guidance_of
 from course_utils.models import ClassConditionedUnet, count_parameters, null_condition_for
+from course_utils.sampling import model_evaluations
+from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
 from common import announce, report, side_by_side, steps_within
@@ -83,13 +86,18 @@ def recipe(out_dir: Path) -> dict:
     return metrics
 
 
-def judged(model, noise_scheduler, sampler: str, steps: int, per_class: int, scale=None, seed: int = 0) -> dict:
+def judged(model, noise_scheduler, sampler: str, steps: int, per_class: int, scale=None, seed: int = 0,
+           interval=None) -> dict:
+    """One model judged with a sampler, guided at ``scale`` (on the steps in ``interval`` only, if given)."""
+    interval = tuple(interval) if interval is not None and scale else None
     ev = cu.evaluate_model(model, noise_scheduler, "mnist", sampler, steps, per_class, seed=seed,
-                           guidance_scale=scale, null_condition=null_condition_for(model) if scale else None)
+                           guidance_scale=scale, null_condition=null_condition_for(model) if scale else None,
+                           guidance_interval=interval)
+    evals = model_evaluations(make_sampler(sampler, noise_scheduler), steps, scale, interval)
     return {"class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
             "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
             "per_class_accuracy": [round(a, 3) for a in ev.report.per_class_accuracy],
-            "model_evals_per_sample": steps * (2 if scale else 1),
+            "model_evals_per_sample": evals,
             "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
 
 
@@ -192,7 +200,8 @@ def embedding(per_class: int | None) -> dict:
         start = time.perf_counter()
         res = cu.train_diffusion(model, sched, data, config, null_condition=null_condition_for(model), progress=False)
         seconds = time.perf_counter() - start
-        out[str(size)] = judged(res.model, sched, s["sampler"], s["steps"], per_class, s.get("guidance_scale"))
+        out[str(size)] = judged(res.model, sched, s["sampler"], s["steps"], per_class, s.get("guidance_scale"),
+                                interval=s.get("guidance_interval"))
         out[str(size)].update(steps=res.step, train_seconds=round(seconds, 1))
         print(size, out[str(size)]["class_accuracy"], flush=True)
     return out
@@ -217,13 +226,14 @@ def fashion(per_class: int | None) -> dict:
     seconds = time.perf_counter() - start
     s = cfg["sample"]
     ev = cu.evaluate_model(res.model, sched, "fashion_mnist", s["sampler"], s["steps"],
-                           per_class or cfg["eval_per_class"], seed=0, guidance_scale=s.get("guidance_scale"),
-                           null_condition=null_condition_for(res.model))
+                           per_class or cfg["eval_per_class"], seed=0, **guidance_of(cfg, res.model))
+    evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], s.get("guidance_scale"),
+                              guidance_of(cfg, res.model)["guidance_interval"])
     names = cu.data.FASHION_CLASSES
     return {"steps": res.step, "train_seconds": round(seconds, 1),
             "class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
             "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
-            "judge_test_accuracy": round(ev.report.judge_test_accuracy, 4),
+            "judge_test_accuracy": round(ev.report.judge_test_accuracy, 4), "model_evals_per_sample": evals,
             "per_class_accuracy": {n: round(a, 3) for n, a in zip(names, ev.report.per_class_accuracy)}}
 
 
@@ -278,10 +288,7 @@ INTERVALS = [(0, 1000), (150, 1000), (250, 1000), (350, 1000), (0, 900), (0, 800
 def interval(checkpoint: Path, per_class: int, scales: list[float], intervals=INTERVALS, budget: int = 25) -> dict:
     """SDE-DPM-Solver++ guided only on the steps whose timestep lies in an interval, each interval with as many
     steps as fit in ``budget`` model evaluations (a guided step costs two), judged at each guidance scale on the
-    same labels and noise. The first interval guides every step: the preset's way."""
-    from course_utils.sampling import model_evaluations
-    from course_utils.schedulers import make_sampler
-
+    same labels and noise. The first interval guides every step: the earlier preset's way."""
     pipe = cu.load_pipeline(checkpoint)
     sampler = make_sampler("dpm-sde", pipe.scheduler)
     out = {}
