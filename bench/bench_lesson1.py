@@ -225,10 +225,11 @@ def fashion(per_class: int | None) -> dict:
     res = cu.train_diffusion(model, sched, data, config, null_condition=null_condition_for(model), progress=False)
     seconds = time.perf_counter() - start
     s = cfg["sample"]
+    guidance = guidance_of(cfg, res.model)
     ev = cu.evaluate_model(res.model, sched, "fashion_mnist", s["sampler"], s["steps"],
-                           per_class or cfg["eval_per_class"], seed=0, **guidance_of(cfg, res.model))
-    evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], s.get("guidance_scale"),
-                              guidance_of(cfg, res.model)["guidance_interval"])
+                           per_class or cfg["eval_per_class"], seed=0, **guidance)
+    evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], guidance["guidance_scale"],
+                              guidance["guidance_interval"])
     names = cu.data.FASHION_CLASSES
     return {"steps": res.step, "train_seconds": round(seconds, 1),
             "class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
