@@ -136,7 +136,8 @@ def main():
         result = layout(args.budget or 240, args.per_class)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(TASK, "cpu")["train"]["time_limit_s"]
-        result = side_by_side(TASK, preset_recipes(TASK, args.recipes), budget, args.seeds, args.per_class)
+        recipes = preset_recipes(TASK, args.recipes, args.candidate)
+        result = side_by_side(TASK, recipes, budget, args.seeds, args.per_class)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji16", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

@@ -117,7 +117,8 @@ def main():
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(args.task, "cpu")["train"]["time_limit_s"]
-        result = side_by_side(args.task, preset_recipes(args.task, args.recipes), budget, args.seeds, args.per_class)
+        recipes = preset_recipes(args.task, args.recipes, args.candidate)
+        result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

@@ -35,6 +35,9 @@ def add_guidance_arguments(p) -> None:
                    help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
                         "label dropout and guidance; cpu: as shipped)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
+    p.add_argument("--candidate", nargs="+", metavar="SECTION.KEY=VALUE", default=None,
+                   help="side-by-side: add, last, the cpu preset with these settings changed "
+                        "(e.g. train.batch_size=32 train.learning_rate=1e-3)")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
     p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
     p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
@@ -142,10 +145,11 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     return out
 
 
-def preset_recipes(task: str, which: list[str]) -> dict[str, dict]:
+def preset_recipes(task: str, which: list[str], candidate: list[str] | None = None) -> dict[str, dict]:
     """The recipes a side-by-side run compares: ``source`` (the gpu preset's model and training settings, after the
     source course), ``unguided`` (the cpu preset without label dropout and guidance, the earlier recipe) and ``cpu``
-    (the cpu preset as shipped)."""
+    (the cpu preset as shipped); then, with ``candidate`` (``["train.batch_size=32", ...]``), the cpu preset with
+    those settings changed, so that a change to the preset is measured against it in one interleaved run."""
     import course_utils as cu
     from course_utils.configs import merge
 
@@ -154,4 +158,24 @@ def preset_recipes(task: str, which: list[str]) -> dict[str, dict]:
              "unguided": ("cpu preset without label dropout and guidance",
                           lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0}, "sample": {"guidance_scale": None}})),
              "cpu": ("cpu preset", lambda: cpu)}
-    return {every[k][0]: every[k][1]() for k in which}
+    recipes = {every[k][0]: every[k][1]() for k in which}
+    if candidate:
+        recipes[f"cpu preset with {', '.join(candidate)}"] = merge(cpu, settings_of(candidate))
+    return recipes
+
+
+def settings_of(assignments: list[str]) -> dict:
+    """``["train.batch_size=32"]`` -> ``{"train": {"batch_size": 32}}`` (values read as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in assignments:
+        path, sep, value = item.partition("=")
+        if not sep or "." not in path:
+            raise SystemExit(f"--candidate takes SECTION.KEY=VALUE (e.g. train.batch_size=32), got {item!r}")
+        *sections, key = path.split(".")
+        node = out
+        for name in sections:
+            node = node.setdefault(name, {})
+        node[key] = yaml.safe_load(value)
+    return out
