@@ -475,8 +475,9 @@ for scale in (1.0, s.get("guidance_scale") or 1.0):
                                                null_condition=null_label, guidance_interval=s.get("guidance_interval"),
                                                keep_every=1)
 for scale, imgs in rows.items():
-    show_images(imgs, nrow=per_class, title=f"Your model, guidance scale {scale:g} ({s['sampler']}, {s['steps']} steps)",
-                row_labels=range(10))
+    where = f" at t in {s['guidance_interval']}" if scale != 1 and s.get("guidance_interval") else ""
+    show_images(imgs, nrow=per_class, row_labels=range(10),
+                title=f"Your model, guidance scale {scale:g}{where} ({s['sampler']}, {s['steps']} steps)")
     plt.show()
 
 # %% [markdown]
