@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Train every lesson's `gpu` preset on one GPU at once and collect metrics, sample grids and logs in $1.
-# Usage: bench/gpu_presets.sh OUT_DIR [TIME_LIMIT_S]   (each run stops, checkpointed, at TIME_LIMIT_S of training)
+# On a GPU: every lesson's `gpu` preset timed step by step (bench_presets.py steps), then the presets of TASKS
+# trained in full, one after another, each alone on the GPU, so that each run's time is its own. Each training run
+# stops, checkpointed, at TIME_LIMIT_S of training, in runs/gpu-TASK (run again to continue). OUT_DIR gets the
+# figures: all.log (the steps bench, then the end of each run's log), the steps bench's JSON, and each run's
+# metrics.json and samples.png as TASK-metrics.json, TASK-samples.png.
+# Usage: bench/gpu_presets.sh OUT_DIR [TIME_LIMIT_S] [TASK ...]   (default: 600 s; mnist sprites emoji32)
+# With UNTIL=EPOCH_SECONDS in the environment (a lease that ends), each run's limit is cut so that its training ends
+# 90 s before UNTIL, leaving time for its evaluation.
 set -u
-out=${1:?usage: bench/gpu_presets.sh OUT_DIR [TIME_LIMIT_S]}
-limit=${2:-330}
+out=${1:?usage: bench/gpu_presets.sh OUT_DIR [TIME_LIMIT_S] [TASK ...]}
+limit=${2:-600}
+shift $(( $# < 2 ? $# : 2 ))
+tasks=${*:-mnist sprites emoji32}
 py=${PYTHON:-python3}
-work=$(mktemp -d)
-mkdir -p "$out"
+mkdir -p "$out" runs
 nvidia-smi -L 2>/dev/null | tee "$out/all.log"
-"$py" -m course_utils train mnist --preset gpu --out "$work/mnist" --time-limit "$limit" >"$work/mnist.log" 2>&1 &
-"$py" -m course_utils train sprites --preset gpu --out "$work/sprites" --time-limit "$limit" >"$work/sprites.log" 2>&1 &
-"$py" -m course_utils train emoji32 --preset gpu --out "$work/emoji32" --time-limit "$limit" >"$work/emoji32.log" 2>&1 &
-wait
-"$py" bench/bench_lesson4.py throughput --preset gpu --rounds 10 >"$work/throughput.log" 2>&1
-for run in mnist sprites emoji32; do
-  cp "$work/$run/metrics.json" "$out/$run-metrics.json" 2>/dev/null
-  cp "$work/$run/samples.png" "$out/$run-samples.png" 2>/dev/null
-  { echo "=== $run"; grep -v "it/s\]" "$work/$run.log" | tail -60; } >>"$out/all.log"
+"$py" bench/bench_presets.py steps --preset gpu 2>&1 | tee -a "$out/all.log"
+cp runs/bench-presets-steps-gpu.json "$out/" 2>/dev/null
+for task in $tasks; do
+  start=$(date +%s)
+  if [ -n "${UNTIL:-}" ] && [ $(( UNTIL - 90 - start )) -lt "$limit" ]; then limit=$(( UNTIL - 90 - start )); fi
+  echo "=== $task: training limit $limit s" | tee -a "$out/all.log"
+  "$py" -m course_utils train "$task" --preset gpu --out "runs/gpu-$task" --time-limit "$limit" >"runs/gpu-$task.log" 2>&1
+  echo "=== $task: exit $?, $(( $(date +%s) - start )) s for the whole command" | tee -a "$out/all.log"
+  grep -v "it/s\]" "runs/gpu-$task.log" | tail -40 >>"$out/all.log"
+  cp "runs/gpu-$task/metrics.json" "$out/$task-metrics.json" 2>/dev/null
+  cp "runs/gpu-$task/samples.png" "$out/$task-samples.png" 2>/dev/null
 done
-cp "$work/emoji32/denoising.gif" "$out/emoji32-denoising.gif" 2>/dev/null
-{ echo "=== throughput"; cat "$work/throughput.log"; } >>"$out/all.log"
