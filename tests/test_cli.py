@@ -51,6 +51,20 @@ def test_sample_then_evaluate(mnist_sized_pipeline, tmp_path, capsys):
     assert report["num_samples"] == 20 and report["sampler"] == "ddim" and report["steps"] == 2
 
 
+def test_sample_draws_on_the_default_device(mnist_sized_pipeline, tmp_path, monkeypatch):
+    # the pipeline goes where default_device says (the GPU when there is one), not always to the CPU
+    import course_utils.jobs as jobs
+    from course_utils import pipelines
+
+    asked, loaded_on = [], []
+    monkeypatch.setattr(jobs, "default_device", lambda *a, **k: asked.append(1) or torch.device("cpu"))
+    real_load = pipelines.load_pipeline
+    monkeypatch.setattr(jobs, "load_pipeline",
+                        lambda path, *a, **k: loaded_on.append(k.get("device")) or real_load(path, *a, **k))
+    sample_to_file(mnist_sized_pipeline, tmp_path / "s.npz", per_class=1, steps=1, sampler="ddim")
+    assert asked and loaded_on == [torch.device("cpu")]
+
+
 def test_evaluate_reports_accuracy_and_fid(mnist_sized_pipeline, tmp_path):
     path = sample_to_file(mnist_sized_pipeline, tmp_path / "s.npz", per_class=2, steps=2, sampler="dpm")
     report = evaluate_file(path)
