@@ -2,6 +2,7 @@
 
   python bench/bench_lesson1.py throughput   # seed recipe vs cpu preset, fp32 vs bf16 autocast: ms per step
   python bench/bench_lesson1.py speedups --rounds 20   # the cpu model: 1 thread, channels_last, torch.compile
+  python bench/bench_lesson1.py step-parts --rounds 100   # where one cpu training step spends its time
   python bench/bench_lesson1.py recipe       # train mnist on the cpu preset and judge it (about 7 minutes)
   python bench/bench_lesson1.py side-by-side # the source recipe and the cpu preset, same budget, interleaved,
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
@@ -125,6 +126,59 @@ def speedups(rounds: int, batch: int = 32) -> dict:
     saved = base - med["torch.compile"]
     out["torch.compile"].update(compile_seconds=round(compile_s, 1),
                                 steps_to_pay_for_it=round(compile_s / saved) if saved > 0 else None)
+    return out
+
+
+def step_parts(steps: int) -> dict:
+    """Where one training step of the cpu preset spends its time: the batch from the data loader, the forward pass
+    with its loss, the backward pass, gradient clipping, the optimizer, the EMA update and reading the loss (the
+    loop's ``.item()``), each timed apart over the same steps, with the preset's own data, model, loss, optimizer
+    and EMA (the loop of ``training_run`` without Accelerate, which on a CPU in fp32 adds no work of its own)."""
+    from diffusers.training_utils import EMAModel
+
+    from course_utils.training import training_loss
+
+    cfg = cu.load_config("mnist", "cpu")
+    data = cu.build_dataset(cfg, "train", verbose=False)
+    config = cu.TrainConfig.from_config(cfg, len(data))
+    torch.manual_seed(0)
+    model = cu.build_model(cfg, data)
+    sched = cu.build_noise_scheduler(cfg)
+    null = null_condition_for(model)
+    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=config.adam_betas,
+                            weight_decay=config.weight_decay)
+    ema = EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=config.ema_warmup,
+                   power=config.ema_power)
+    names = ["data", "forward and loss", "backward", "gradient clipping", "optimizer", "EMA", "loss.item()"]
+    times = {k: [] for k in names}
+    batches = iter(loader)
+    model.train()
+    for i in range(steps + 3):  # the first 3 warm up
+        marks = [time.perf_counter()]
+        x0, cond = next(batches)
+        marks.append(time.perf_counter())
+        loss = training_loss(model, sched, x0, cond, config, null)
+        marks.append(time.perf_counter())
+        loss.backward()
+        marks.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        marks.append(time.perf_counter())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        marks.append(time.perf_counter())
+        ema.step(model.parameters())
+        marks.append(time.perf_counter())
+        loss.detach().float().item()
+        marks.append(time.perf_counter())
+        if i >= 3:
+            for k, a, b in zip(names, marks, marks[1:]):
+                times[k].append(b - a)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    total = sum(med.values())
+    out = {"steps": steps, "batch": config.batch_size, "ms_per_step": round(total * 1000, 1)}
+    for k in names:
+        out[k] = {"ms": round(med[k] * 1000, 2), "share": round(med[k] / total, 3)}
     return out
 
 
@@ -404,8 +458,8 @@ def ablation(budget_s: float, per_class: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "speedups", "recipe", "side-by-side", "samplers", "embedding",
-                                    "fashion", "variants", "why", "ablation", "interval"])
+    p.add_argument("part", choices=["throughput", "speedups", "step-parts", "recipe", "side-by-side", "samplers",
+                                    "embedding", "fashion", "variants", "why", "ablation", "interval"])
     p.add_argument("--set", default="patch", choices=sorted(VARIANT_SETS), help="variants: which search")
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
@@ -424,6 +478,8 @@ def main():
         result = throughput(args.rounds)
     elif args.part == "speedups":
         result = speedups(args.rounds)
+    elif args.part == "step-parts":
+        result = step_parts(args.rounds)
     elif args.part == "recipe":
         result = recipe(Path(args.out))
     elif args.part == "ablation":
