@@ -89,11 +89,11 @@ def preset_steps(task: str, preset: str, warmup: int, timed: int, profiled: int)
            "ms_per_step_wall": round(1000 * wall, 2),
            "training_minutes": round(full.max_steps * wall / 60, 1)}
     if kernels is not None:
-        t4 = max(wall, T4_OVER_H200 * kernels)
-        out.update(ms_per_step_gpu_kernels=round(1000 * kernels, 2),
-                   gpu_busy_share=round(kernels / wall, 2),
-                   t4_estimate_ms_per_step=round(1000 * t4, 1),
-                   t4_estimate_training_minutes=round(full.max_steps * t4 / 60, 1))
+        out.update(ms_per_step_gpu_kernels=round(1000 * kernels, 2), gpu_busy_share=round(kernels / wall, 2))
+        if "H200" in torch.cuda.get_device_name(0):  # the ratio below is the H200's over the T4
+            t4 = max(wall, T4_OVER_H200 * kernels)
+            out.update(t4_estimate_ms_per_step=round(1000 * t4, 1),
+                       t4_estimate_training_minutes=round(full.max_steps * t4 / 60, 1))
     if encoder is not None:
         out["text_encoder"] = encoder.backend
     return out
