@@ -6,6 +6,7 @@
   python bench/bench_lesson1.py recipe       # train mnist on the cpu preset and judge it (about 7 minutes)
   python bench/bench_lesson1.py side-by-side # the source recipe and the cpu preset, same budget, interleaved,
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
+  python bench/bench_lesson1.py timesteps    # uniform against logit-normal timesteps in training, side by side
   python bench/bench_lesson1.py samplers     # every sampler, with and without guidance, on one trained model
   python bench/bench_lesson1.py why        # why deterministic samplers lose: spacing, order, thresholding, eta
   python bench/bench_lesson1.py interval   # guidance on some steps only, more steps for the same 25 evaluations
@@ -282,6 +283,38 @@ def side_by_side_mnist(budget_s: float, seeds: list[int], per_class: int) -> dic
     return side_by_side("mnist", recipes, budget_s, seeds, per_class)
 
 
+def logit_normal_loss(mean: float):
+    """The training loss with its timesteps drawn from a logit-normal law instead of uniformly: t / T = sigmoid(mean +
+    N(0, 1)) (Esser et al. 2024, for rectified flows). Mean 0 favours the middle noise levels; a positive mean the
+    noisy ones, where guidance found the digit decided (``interval``). Everything else as ``training_loss``."""
+    from course_utils.training import diffusion_loss, drop_condition, training_target
+
+    def loss_fn(model, noise_scheduler, x0, cond, config, null_condition=None):
+        steps = noise_scheduler.config.num_train_timesteps
+        u = torch.sigmoid(mean + torch.randn(x0.shape[0], device=x0.device))
+        timesteps = (u * steps).long().clamp(max=steps - 1)
+        noise = torch.randn_like(x0)
+        if config.cond_drop_prob > 0:
+            drop = torch.rand(x0.shape[0], device=x0.device) < config.cond_drop_prob
+            cond = drop_condition(cond, null_condition(cond), drop)
+        prediction = model(noise_scheduler.add_noise(x0, noise, timesteps), timesteps, cond)
+        return diffusion_loss(prediction, training_target(noise_scheduler, x0, noise, timesteps), noise_scheduler,
+                              timesteps, config.snr_gamma, config.loss_weighting)
+    return loss_fn
+
+
+def timestep_laws(budget_s: float, seeds: list[int], per_class: int, means: list[float]) -> dict:
+    """The cpu preset trained with uniform timesteps (as shipped) and with logit-normal ones of each mean, the same
+    budget and seeds, interleaved (common.side_by_side); each judged with the preset's guided sampler."""
+    cpu = cu.load_config("mnist", "cpu")
+    recipes = {"cpu preset (uniform timesteps)": cpu}
+    losses = {}
+    for mean in means:
+        label = f"logit-normal timesteps, mean {mean:g}"
+        recipes[label], losses[label] = cpu, logit_normal_loss(mean)
+    return side_by_side("mnist", recipes, budget_s, seeds, per_class, loss_fns=losses)
+
+
 def embedding(per_class: int | None) -> dict:
     """Exercise 2's runs: the cpu preset's model with class embeddings of 1, 4 and 16 channels and a fixed one-hot
     code, each trained for the exercise's steps from the same seed; judged class accuracy. The exercise's
@@ -458,8 +491,8 @@ def ablation(budget_s: float, per_class: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "speedups", "step-parts", "recipe", "side-by-side", "samplers",
-                                    "embedding", "fashion", "variants", "why", "ablation", "interval"])
+    p.add_argument("part", choices=["throughput", "speedups", "step-parts", "recipe", "side-by-side", "timesteps",
+                                    "samplers", "embedding", "fashion", "variants", "why", "ablation", "interval"])
     p.add_argument("--set", default="patch", choices=sorted(VARIANT_SETS), help="variants: which search")
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
@@ -467,6 +500,8 @@ def main():
     p.add_argument("--scales", type=float, nargs="+", default=[2.5, 3.0, 3.5], help="interval: guidance scales")
     p.add_argument("--intervals", nargs="+", metavar="LO-HI", default=None,
                    help="interval: the intervals, e.g. 0-1000 350-1000 (default: the ten of INTERVALS)")
+    p.add_argument("--means", type=float, nargs="+", default=[0.0, 0.5],
+                   help="timesteps: the logit-normal laws' means (t / T = sigmoid(mean + N(0, 1)))")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-mnist-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
@@ -487,6 +522,9 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
         result = side_by_side_mnist(budget, args.seeds, args.per_class or 50)
+    elif args.part == "timesteps":
+        budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
+        result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means)
     elif args.part == "embedding":
         result = embedding(args.per_class)
     elif args.part == "why":

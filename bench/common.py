@@ -93,10 +93,12 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
     return out
 
 
-def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int) -> dict:
+def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int,
+                 loss_fns: dict | None = None) -> dict:
     """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
     one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
     sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
+    ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss.
 
     The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
     import statistics
@@ -107,7 +109,9 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     from course_utils.configs import merge
     from course_utils.jobs import guidance_of
     from course_utils.models import null_condition_for
-    from course_utils.training import train_interleaved, training_run
+    from course_utils.sampling import model_evaluations
+    from course_utils.schedulers import make_sampler
+    from course_utils.training import train_interleaved, training_loss, training_run
 
     runs, setups = {}, {}
     for label, base in recipes.items():
@@ -122,7 +126,8 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
             model = cu.build_model(cfg, data)
             sched = cu.build_noise_scheduler(cfg)
             null = null_condition_for(model) if config.cond_drop_prob > 0 else None
-            runs[(label, seed)] = training_run(model, sched, data, config, null_condition=null, progress=False)
+            runs[(label, seed)] = training_run(model, sched, data, config, null_condition=null, progress=False,
+                                               loss_fn=(loss_fns or {}).get(label, training_loss))
             setups[(label, seed)] = (sched, cfg, data)
     out = {}
     for (label, seed), res in train_interleaved(runs).items():
@@ -130,8 +135,10 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         s, guidance = cfg["sample"], guidance_of(cfg, res.model)
         ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"], per_class,
                                seed=seed, **guidance)
+        evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], guidance["guidance_scale"],
+                                  guidance["guidance_interval"])  # a guided step costs two, inside the interval
         fig = {**judged_figures(ev), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
-               "model_evals_per_sample": s["steps"] * (1 if guidance["null_condition"] is None else 2)}
+               "model_evals_per_sample": evals}
         out.setdefault(label, {})[f"seed {seed}"] = fig
         print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
     keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
