@@ -31,9 +31,8 @@ import torch  # noqa: E402
 
 import course_utils as cu  # noqa: E402
 from course_utils.devices import resolve_mixed_precision  # noqa: E402
-from course_utils.jobs import null_condition_of  # noqa: E402
+from course_utils.jobs import null_condition_of, training_data  # noqa: E402
 from course_utils.models import count_parameters  # noqa: E402
-from course_utils.text import load_text_encoder  # noqa: E402
 from course_utils.training import training_run  # noqa: E402
 
 TASKS = ["mnist", "sprites", "captions", "emoji32"]
@@ -51,11 +50,7 @@ def kernel_seconds(prof) -> float:
 def preset_steps(task: str, preset: str, warmup: int, timed: int, profiled: int) -> dict:
     """One task's preset: parameters, batch, the preset's steps, ms per step (wall; GPU kernels), the full time."""
     cfg = cu.load_config(task, preset)
-    data = cu.build_dataset(cfg, "train", verbose=False)
-    encoder = None
-    if cfg["model_class"] == "TextConditionedUnet":
-        encoder = load_text_encoder(cfg["text_backend"], max_length=cfg["text_max_length"], verbose=False)
-        data.cache_embeddings(encoder)
+    data, encoder = training_data(cfg, verbose=False)
     full = cu.TrainConfig.from_config(cfg, len(data))
     # the same run, long enough for the measurement and without checkpoints or a time limit
     run_cfg = dataclasses.replace(full, max_steps=warmup + timed + profiled + 1, time_limit_s=None,

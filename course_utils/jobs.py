@@ -166,6 +166,23 @@ def grid_labels(data: ImageDataset, per_row: int) -> tuple[torch.Tensor, list[st
 
 # --------------------------------------------------------------------------- train
 
+def training_data(cfg: dict, source: str = "auto", data_path: str | os.PathLike | None = None,
+                  text_encoder: str | None = None, verbose: bool = True):
+    """A task's training set as its config says, and ``(data, encoder)``: for text, the frozen text encoder
+    (``text_encoder`` or the config's back-end), with the captions' states cached, since training reads them;
+    for labels, ``encoder`` is ``None``.
+
+    Introduced in lesson 1; text in lesson 3.
+    """
+    data = build_dataset(cfg, "train", source, data_path, verbose=verbose)
+    encoder = None
+    if cfg["model_class"] == "TextConditionedUnet":
+        encoder = load_text_encoder(text_encoder or cfg["text_backend"], max_length=cfg["text_max_length"],
+                                    verbose=verbose)
+        data.cache_embeddings(encoder)
+    return data, encoder
+
+
 def train(task: str, preset: str | None = None, out_dir: str | os.PathLike | None = None,
           config: str | os.PathLike | None = None, source: str = "auto", data_path: str | os.PathLike | None = None,
           text_encoder: str | None = None, resume: bool = True, progress: bool = True, evaluate: bool = True,
@@ -186,11 +203,7 @@ def train(task: str, preset: str | None = None, out_dir: str | os.PathLike | Non
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{task}-{cfg['preset']}"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    data = build_dataset(cfg, "train", source, data_path)
-    encoder = None
-    if cfg["model_class"] == "TextConditionedUnet":
-        encoder = load_text_encoder(text_encoder or cfg["text_backend"], max_length=cfg["text_max_length"])
-        data.cache_embeddings(encoder)
+    data, encoder = training_data(cfg, source, data_path, text_encoder)
     train_cfg = TrainConfig.from_config(cfg, len(data))
     torch.manual_seed(train_cfg.seed)  # the same seed gives the same initial weights
     model = build_model(cfg, data, encoder)
