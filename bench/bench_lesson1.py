@@ -7,6 +7,8 @@
   python bench/bench_lesson1.py side-by-side # the source recipe and the cpu preset, same budget, interleaved,
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
   python bench/bench_lesson1.py timesteps    # uniform against logit-normal timesteps in training, side by side
+  python bench/bench_lesson1.py budgets --seeds 0   # the cpu preset trained for 300, 600 and 1200 s, interleaved:
+                                                   # how accuracy and FID move with the training budget (about 40 min)
   python bench/bench_lesson1.py samplers     # every sampler, with and without guidance, on one trained model
   python bench/bench_lesson1.py why        # why deterministic samplers lose: spacing, order, thresholding, eta
   python bench/bench_lesson1.py interval   # guidance on some steps only, more steps for the same 25 evaluations
@@ -37,7 +39,7 @@ from course_utils.sampling import model_evaluations
 from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
-from common import announce, report, side_by_side, steps_within
+from common import announce, budgets, report, side_by_side, steps_within
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -492,7 +494,8 @@ def ablation(budget_s: float, per_class: int) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["throughput", "speedups", "step-parts", "recipe", "side-by-side", "timesteps",
-                                    "samplers", "embedding", "fashion", "variants", "why", "ablation", "interval"])
+                                    "samplers", "embedding", "fashion", "variants", "why", "ablation", "interval",
+                                    "budgets"])
     p.add_argument("--set", default="patch", choices=sorted(VARIANT_SETS), help="variants: which search")
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
@@ -502,6 +505,8 @@ def main():
                    help="interval: the intervals, e.g. 0-1000 350-1000 (default: the ten of INTERVALS)")
     p.add_argument("--means", type=float, nargs="+", default=[0.0, 0.5],
                    help="timesteps: the logit-normal laws' means (t / T = sigmoid(mean + N(0, 1)))")
+    p.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0, 4.0],
+                   help="budgets: training budgets as multiples of the cpu preset's time limit")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="runs/bench-mnist-cpu")
     p.add_argument("--checkpoint", default="data/pretrained/mnist-cpu")
@@ -525,6 +530,8 @@ def main():
     elif args.part == "timesteps":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
         result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means)
+    elif args.part == "budgets":
+        result = budgets("mnist", args.factors, args.seeds, args.per_class or 100)
     elif args.part == "embedding":
         result = embedding(args.per_class)
     elif args.part == "why":

@@ -8,6 +8,8 @@
   python bench/bench_lesson2.py scales       # a checkpoint judged at guidance scales 1 to 5 (the preset's 2)
   python bench/bench_lesson2.py side-by-side # the cpu preset with and without label dropout + guidance, same budget,
                                              # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)
+  python bench/bench_lesson2.py budgets --seeds 0   # the cpu preset trained for its 540 s and for twice that,
+                                                    # interleaved: what more training time buys (about 30 minutes)
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
@@ -26,7 +28,7 @@ from course_utils.models import count_parameters
 from course_utils.schedulers import make_noise_scheduler
 from course_utils.training import time_mixed_precision
 
-from common import add_guidance_arguments, announce, guidance_scales, preset_recipes, report, side_by_side
+from common import add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side
 
 TASK = "sprites"
 
@@ -115,7 +117,8 @@ def mix(checkpoint: Path, per_weight: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix", "scales", "side-by-side"])
+    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix", "scales", "side-by-side",
+                                    "budgets"])
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per variant (compare, layout: 240; side-by-side: the cpu preset's limit)")
     p.add_argument("--per-class", type=int, default=100, help="layout, scales, side-by-side: samples judged per class")
@@ -134,6 +137,8 @@ def main():
         result = compare(args.budget or 240)
     elif args.part == "layout":
         result = layout(args.budget or 240, args.per_class)
+    elif args.part == "budgets":
+        result = budgets(TASK, args.factors, args.seeds, args.per_class)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(TASK, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(TASK, args.recipes, args.candidate)

@@ -7,6 +7,8 @@
   python bench/bench_lesson4.py recipe --task emoji32 --preset gpu    # the same on a GPU
   python bench/bench_lesson4.py side-by-side # the cpu config with and without label dropout + guidance, same budget,
                                              # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)
+  python bench/bench_lesson4.py budgets --seeds 0   # the cpu config trained for its 540 s and for twice that,
+                                                    # interleaved: what more training time buys (about 30 minutes)
   python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
@@ -25,7 +27,7 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import add_guidance_arguments, announce, guidance_scales, preset_recipes, report, side_by_side
+from common import add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -96,7 +98,7 @@ def guidance(task: str, preset: str) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "guidance", "scales", "side-by-side"])
+    p.add_argument("part", choices=["throughput", "recipe", "guidance", "scales", "side-by-side", "budgets"])
     p.add_argument("--task", default="emoji32", choices=["emoji32", "cifar10", "celeba"])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
@@ -115,6 +117,8 @@ def main():
         result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only, fp32_only=args.fp32_only)
     elif args.part == "recipe":
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
+    elif args.part == "budgets":
+        result = budgets(args.task, args.factors, args.seeds, args.per_class)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(args.task, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(args.task, args.recipes, args.candidate)

@@ -38,6 +38,8 @@ def add_guidance_arguments(p) -> None:
     p.add_argument("--candidate", nargs="+", metavar="SECTION.KEY=VALUE", default=None,
                    help="side-by-side: add, last, the cpu preset with these settings changed "
                         "(e.g. train.batch_size=32 train.learning_rate=1e-3)")
+    p.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0],
+                   help="budgets: training budgets as multiples of the cpu preset's time limit")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
     p.add_argument("--sampler", default="ddpm", help="scales: the sampler (ddpm, ddim, dpm, dpm-sde)")
     p.add_argument("--steps", type=int, default=25, help="scales: sampling steps")
@@ -94,11 +96,12 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
 
 
 def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int,
-                 loss_fns: dict | None = None) -> dict:
+                 loss_fns: dict | None = None, budgets: dict | None = None) -> dict:
     """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
     one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
     sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
-    ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss.
+    ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``budgets`` (a label ->
+    seconds) gives a recipe its own budget instead of ``budget_s``.
 
     The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
     import statistics
@@ -116,7 +119,8 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     runs, setups = {}, {}
     for label, base in recipes.items():
         for seed in seeds:
-            cfg = merge(base, {"train": {"time_limit_s": budget_s, "max_steps": 10**6, "checkpoint_every": 0,
+            own_budget = (budgets or {}).get(label, budget_s)
+            cfg = merge(base, {"train": {"time_limit_s": own_budget, "max_steps": 10**6, "checkpoint_every": 0,
                                          "seed": seed}})
             cfg["train"].pop("epochs", None)
             cfg["train"].pop("min_steps", None)
@@ -150,6 +154,21 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
         "steps": round(last["steps"] / first["steps"], 2)}
     return out
+
+
+def budgets(task: str, factors: list[float], seeds: list[int], per_class: int) -> dict:
+    """The cpu preset trained for its own time limit times each factor, the same seeds, interleaved (side_by_side),
+    each with its learning rate decaying over its own budget and judged with the preset's sampler: which figures
+    more training time moves, and how fast, i.e. how far a target lies beyond the budget."""
+    import course_utils as cu
+
+    cpu = cu.load_config(task, "cpu")
+    base = cpu["train"]["time_limit_s"]
+    recipes, own = {}, {}
+    for factor in factors:
+        label = f"cpu preset, {base * factor:g} s of training"
+        recipes[label], own[label] = cpu, base * factor
+    return side_by_side(task, recipes, base, seeds, per_class, budgets=own)
 
 
 def preset_recipes(task: str, which: list[str], candidate: list[str] | None = None) -> dict[str, dict]:
