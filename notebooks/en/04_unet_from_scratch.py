@@ -355,6 +355,13 @@ if cfg.get("judge") and not train_set.smoke_only:
 # sample was judged an animal (20%, chance); the `cpu` config took 1,711 and 1,712 steps and was judged 73.6% and 69.2%
 # correct.
 #
+# What this config lacks most is time. On a later, faster machine of the same kind (2,448 steps in the 540 s) one
+# model was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902
+# steps) gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38%
+# (`python bench/bench_lesson4.py budgets`, one model each). To go further on your machine, raise
+# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
+# again.
+#
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
 # family 25, AVX2 but not AVX-512): section 11 reached 1,735 steps in its 540 s, and this cell judged the EMA weights
 # 73.8% correct (89% of the judge), FID 21.5, and the raw weights 72.4%, FID 22.6, both at scale 2. The exercise's
