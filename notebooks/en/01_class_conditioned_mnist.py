@@ -506,8 +506,9 @@ plt.show()
 #
 # Guidance trades variety for correctness, and the right scale depends on the model. The FID above is about 9x real vs
 # real, because scale 3.5 draws the most typical digit of each class. Trained longer, the model needs less of it: on a
-# later, faster machine a model trained for 1,200 s (6,407 steps) was judged 100.0% correct at scale 3.5 with FID
-# 4.74, and 99.1% correct at scale 1.5 with FID 0.86, about twice real vs real; at scale 1.5 this 300 s checkpoint
+# later, faster machine a model trained for 600 s (3,307 steps) was judged 98.6% correct at scale 1.5 with FID 0.93,
+# and one trained for 1,200 s (6,407 steps) 100.0% at scale 3.5 with FID 4.74 but 99.1% at scale 1.5 with FID 0.86,
+# about twice real vs real; at scale 1.5 this 300 s checkpoint
 # gets only 87.2% (FID 4.61), and its best FID, 2.81, is at 2.5 (`python bench/bench_lesson1.py budgets` and
 # `interval`; README). If you train for longer, lower the guidance scale.
 
