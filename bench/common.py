@@ -96,12 +96,12 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
 
 
 def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int,
-                 loss_fns: dict | None = None, budgets: dict | None = None) -> dict:
+                 loss_fns: dict | None = None, own_budgets: dict | None = None) -> dict:
     """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
     one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
     sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
-    ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``budgets`` (a label ->
-    seconds) gives a recipe its own budget instead of ``budget_s``.
+    ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``own_budgets`` (a
+    label -> seconds) gives a recipe its own budget instead of ``budget_s``.
 
     The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
     import statistics
@@ -119,7 +119,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     runs, setups = {}, {}
     for label, base in recipes.items():
         for seed in seeds:
-            own_budget = (budgets or {}).get(label, budget_s)
+            own_budget = (own_budgets or {}).get(label, budget_s)
             cfg = merge(base, {"train": {"time_limit_s": own_budget, "max_steps": 10**6, "checkpoint_every": 0,
                                          "seed": seed}})
             cfg["train"].pop("epochs", None)
@@ -168,7 +168,7 @@ def budgets(task: str, factors: list[float], seeds: list[int], per_class: int) -
     for factor in factors:
         label = f"cpu preset, {base * factor:g} s of training"
         recipes[label], own[label] = cpu, base * factor
-    return side_by_side(task, recipes, base, seeds, per_class, budgets=own)
+    return side_by_side(task, recipes, base, seeds, per_class, own_budgets=own)
 
 
 def preset_recipes(task: str, which: list[str], candidate: list[str] | None = None) -> dict[str, dict]:
