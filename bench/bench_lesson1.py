@@ -39,7 +39,7 @@ from course_utils.sampling import model_evaluations
 from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
-from common import announce, budgets, report, side_by_side, steps_within
+from common import add_recipe_arguments, announce, budgets, preset_recipes, report, side_by_side, steps_within
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -277,12 +277,6 @@ def why(checkpoint: Path, per_class: int) -> dict:
     return out
 
 
-def side_by_side_mnist(budget_s: float, seeds: list[int], per_class: int) -> dict:
-    """The source recipe (the gpu preset's model and training settings) and the cpu preset, each trained for the
-    same own-time budget from the same seeds, interleaved (common.side_by_side); medians and their ratio."""
-    recipes = {"source recipe (gpu preset)": cu.load_config("mnist", "gpu"),
-               "cpu preset": cu.load_config("mnist", "cpu")}
-    return side_by_side("mnist", recipes, budget_s, seeds, per_class)
 
 
 def logit_normal_loss(mean: float):
@@ -501,6 +495,7 @@ def main():
                    help="training seconds per run (ablation: 240; side-by-side: the cpu preset's time limit)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
     p.add_argument("--scales", type=float, nargs="+", default=[2.5, 3.0, 3.5], help="interval: guidance scales")
+    add_recipe_arguments(p, ["source", "cpu"])
     p.add_argument("--intervals", nargs="+", metavar="LO-HI", default=None,
                    help="interval: the intervals, e.g. 0-1000 350-1000 (default: the ten of INTERVALS)")
     p.add_argument("--means", type=float, nargs="+", default=[0.0, 0.5],
@@ -526,7 +521,8 @@ def main():
         result = ablation(args.budget or 240, args.per_class or 20)
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
-        result = side_by_side_mnist(budget, args.seeds, args.per_class or 50)
+        result = side_by_side("mnist", preset_recipes("mnist", args.recipes, args.candidate), budget, args.seeds,
+                              args.per_class or 50, also_scales=args.also_scales)
     elif args.part == "timesteps":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
         result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means)

@@ -142,7 +142,7 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(TASK, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(TASK, args.recipes, args.candidate)
-        result = side_by_side(TASK, recipes, budget, args.seeds, args.per_class)
+        result = side_by_side(TASK, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji16", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

@@ -122,7 +122,7 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(args.task, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(args.task, args.recipes, args.candidate)
-        result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class)
+        result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

@@ -29,15 +29,24 @@ def report(lesson: str, part: str, result: dict) -> None:
     Path(f"runs/bench-{lesson}-{part}.json").write_text(json.dumps(result, indent=2))
 
 
-def add_guidance_arguments(p) -> None:
-    """The options of the ``side-by-side`` and ``scales`` parts, shared by lessons 2 and 4's benches."""
-    p.add_argument("--recipes", nargs="+", default=["unguided", "cpu"], choices=["source", "unguided", "cpu"],
+def add_recipe_arguments(p, recipes: list[str]) -> None:
+    """The side-by-side part's choice of recipes (``preset_recipes``), ``recipes`` by default, and the scales at
+    which each trained model is judged besides its preset's."""
+    p.add_argument("--recipes", nargs="+", default=recipes, choices=["source", "unguided", "cpu"],
                    help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
                         "label dropout and guidance; cpu: as shipped)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
     p.add_argument("--candidate", nargs="+", metavar="SECTION.KEY=VALUE", default=None,
                    help="side-by-side: add, last, the cpu preset with these settings changed "
                         "(e.g. train.batch_size=32 train.learning_rate=1e-3)")
+    p.add_argument("--also-scales", type=float, nargs="+", default=None,
+                   help="side-by-side: judge every guided model at these guidance scales too (its preset's sampler, "
+                        "steps and interval, the same noise)")
+
+
+def add_guidance_arguments(p) -> None:
+    """The options of the ``side-by-side`` and ``scales`` parts, shared by lessons 2 and 4's benches."""
+    add_recipe_arguments(p, ["unguided", "cpu"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="side-by-side: the seeds")
     p.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0],
                    help="budgets: training budgets as multiples of the cpu preset's time limit")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0], help="scales: the scales")
@@ -96,12 +105,14 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
 
 
 def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int,
-                 loss_fns: dict | None = None, own_budgets: dict | None = None) -> dict:
+                 loss_fns: dict | None = None, own_budgets: dict | None = None,
+                 also_scales: list[float] | None = None) -> dict:
     """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
     one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
     sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
     ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``own_budgets`` (a
-    label -> seconds) gives a recipe its own budget instead of ``budget_s``.
+    label -> seconds) gives a recipe its own budget instead of ``budget_s``. ``also_scales``: each guided model is
+    judged at these guidance scales too, with the same sampler, steps, interval and noise (``"s=2"`` in its figures).
 
     The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
     import statistics
@@ -143,12 +154,23 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
                                   guidance["guidance_interval"])  # a guided step costs two, inside the interval
         fig = {**judged_figures(ev), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
                "model_evals_per_sample": evals}
-        out.setdefault(label, {})[f"seed {seed}"] = fig
         print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
+        for scale in (also_scales or []) if guidance["null_condition"] is not None else []:
+            ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"],
+                                   per_class, seed=seed, **{**guidance, "guidance_scale": scale})
+            fig[f"s={scale:g}"] = judged_figures(ev)
+            print(label, seed, f"s={scale:g}", {k: v for k, v in fig[f"s={scale:g}"].items()
+                                                if k != "per_class_accuracy"}, flush=True)
+        out.setdefault(label, {})[f"seed {seed}"] = fig
     keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
     for label in recipes:
         runs_of = list(out[label].values())
-        out[label]["median"] = {k: statistics.median(r[k] for r in runs_of) for k in keys}
+        out[label]["median"] = {k: round(statistics.median(r[k] for r in runs_of), 4) for k in keys}
+        for scale in also_scales or []:
+            at = [r[f"s={scale:g}"] for r in runs_of if f"s={scale:g}" in r]
+            if at:
+                out[label]["median"][f"s={scale:g}"] = {k: round(statistics.median(r[k] for r in at), 4)
+                                                        for k in ("class_accuracy", "fid")}
     first, last = (out[k]["median"] for k in (list(recipes)[0], list(recipes)[-1]))
     out[f"{list(recipes)[-1]} / {list(recipes)[0]}"] = {
         "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
