@@ -299,7 +299,8 @@ def logit_normal_loss(mean: float):
     return loss_fn
 
 
-def timestep_laws(budget_s: float, seeds: list[int], per_class: int, means: list[float]) -> dict:
+def timestep_laws(budget_s: float, seeds: list[int], per_class: int, means: list[float],
+                  also_scales: list[float] | None = None) -> dict:
     """The cpu preset trained with uniform timesteps (as shipped) and with logit-normal ones of each mean, the same
     budget and seeds, interleaved (common.side_by_side); each judged with the preset's guided sampler."""
     cpu = cu.load_config("mnist", "cpu")
@@ -308,7 +309,7 @@ def timestep_laws(budget_s: float, seeds: list[int], per_class: int, means: list
     for mean in means:
         label = f"logit-normal timesteps, mean {mean:g}"
         recipes[label], losses[label] = cpu, logit_normal_loss(mean)
-    return side_by_side("mnist", recipes, budget_s, seeds, per_class, loss_fns=losses)
+    return side_by_side("mnist", recipes, budget_s, seeds, per_class, loss_fns=losses, also_scales=also_scales)
 
 
 def embedding(per_class: int | None) -> dict:
@@ -525,7 +526,7 @@ def main():
                               args.per_class or 50, also_scales=args.also_scales)
     elif args.part == "timesteps":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
-        result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means)
+        result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means, args.also_scales)
     elif args.part == "budgets":
         result = budgets("mnist", args.factors, args.seeds, args.per_class or 100)
     elif args.part == "embedding":

@@ -39,8 +39,8 @@ def add_recipe_arguments(p, recipes: list[str]) -> None:
                    help="side-by-side: add, last, the cpu preset with these settings changed "
                         "(e.g. train.batch_size=32 train.learning_rate=1e-3)")
     p.add_argument("--also-scales", type=float, nargs="+", default=None,
-                   help="side-by-side: judge every guided model at these guidance scales too (its preset's sampler, "
-                        "steps and interval, the same noise)")
+                   help="side-by-side (lesson 1: and timesteps): judge every guided model at these guidance scales "
+                        "too (its preset's sampler, steps and interval, the same noise)")
 
 
 def add_guidance_arguments(p) -> None:

@@ -509,8 +509,9 @@ plt.show()
 # later, faster machine a model trained for 600 s (3,307 steps) was judged 98.6% correct at scale 1.5 with FID 0.93,
 # and one trained for 1,200 s (6,407 steps) 100.0% at scale 3.5 with FID 4.74 but 99.1% at scale 1.5 with FID 0.86,
 # about twice real vs real; at scale 1.5 this 300 s checkpoint
-# gets only 87.2% (FID 4.61), and its best FID, 2.81, is at 2.5 (`python bench/bench_lesson1.py budgets` and
-# `interval`; README). If you train for longer, lower the guidance scale.
+# gets only 87.2% (FID 4.61), and its best FID, 2.81, is at 2.5; two more 300 s models of the faster machine did best
+# at scale 2, with FID 2.01 and 2.09, still 5x real vs real (`python bench/bench_lesson1.py budgets` and `interval`;
+# README). If you train for longer, lower the guidance scale.
 
 # %%
 evaluation = cu.evaluate_model(ema_model, noise_scheduler, "mnist", s["sampler"], s["steps"],
