@@ -6,6 +6,8 @@
   python bench/bench_lesson1.py recipe       # train mnist on the cpu preset and judge it (about 7 minutes)
   python bench/bench_lesson1.py side-by-side # the source recipe and the cpu preset, same budget, interleaved,
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
+  python bench/bench_lesson1.py side-by-side --recipes cpu --candidate train.batch_size=16 --also-scales 1.5 2 2.5
+                                             # the preset against a change of it, each model judged at more scales
   python bench/bench_lesson1.py timesteps    # uniform against logit-normal timesteps in training, side by side
   python bench/bench_lesson1.py budgets --seeds 0   # the cpu preset trained for 300, 600 and 1200 s, interleaved:
                                                    # how accuracy and FID move with the training budget (about 40 min)

@@ -148,19 +148,21 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     for (label, seed), res in train_interleaved(runs).items():
         sched, cfg, data = setups[(label, seed)]
         s, guidance = cfg["sample"], guidance_of(cfg, res.model)
-        ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"], per_class,
-                               seed=seed, **guidance)
+
+        def judge(**change):
+            ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"],
+                                   per_class, seed=seed, **{**guidance, **change})
+            return judged_figures(ev)
+
         evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], guidance["guidance_scale"],
                                   guidance["guidance_interval"])  # a guided step costs two, inside the interval
-        fig = {**judged_figures(ev), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
+        fig = {**judge(), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
                "model_evals_per_sample": evals}
         print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
         for scale in (also_scales or []) if guidance["null_condition"] is not None else []:
-            ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"],
-                                   per_class, seed=seed, **{**guidance, "guidance_scale": scale})
-            fig[f"s={scale:g}"] = judged_figures(ev)
-            print(label, seed, f"s={scale:g}", {k: v for k, v in fig[f"s={scale:g}"].items()
-                                                if k != "per_class_accuracy"}, flush=True)
+            fig[f"s={scale:g}"] = at_scale = judge(guidance_scale=scale)
+            print(label, seed, f"s={scale:g}", {k: v for k, v in at_scale.items() if k != "per_class_accuracy"},
+                  flush=True)
         out.setdefault(label, {})[f"seed {seed}"] = fig
     keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
     for label in recipes:
