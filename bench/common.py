@@ -35,9 +35,9 @@ def add_recipe_arguments(p, recipes: list[str]) -> None:
     p.add_argument("--recipes", nargs="+", default=recipes, choices=["source", "unguided", "cpu"],
                    help="side-by-side: which recipes (source: the gpu preset's; unguided: the cpu preset without "
                         "label dropout and guidance; cpu: as shipped)")
-    p.add_argument("--candidate", nargs="+", metavar="SECTION.KEY=VALUE", default=None,
+    p.add_argument("--candidate", nargs="+", action="append", metavar="SECTION.KEY=VALUE", default=None,
                    help="side-by-side: add, last, the cpu preset with these settings changed "
-                        "(e.g. train.batch_size=32 train.learning_rate=1e-3)")
+                        "(e.g. train.batch_size=32 train.learning_rate=1e-3); repeat it to add several candidates")
     p.add_argument("--also-scales", type=float, nargs="+", default=None,
                    help="side-by-side (lesson 1: and timesteps): judge every guided model at these guidance scales "
                         "too (its preset's sampler, steps and interval, the same noise)")
@@ -195,11 +195,12 @@ def budgets(task: str, factors: list[float], seeds: list[int], per_class: int) -
     return side_by_side(task, recipes, base, seeds, per_class, own_budgets=own)
 
 
-def preset_recipes(task: str, which: list[str], candidate: list[str] | None = None) -> dict[str, dict]:
+def preset_recipes(task: str, which: list[str], candidates: list[list[str]] | None = None) -> dict[str, dict]:
     """The recipes a side-by-side run compares: ``source`` (the gpu preset's model and training settings, after the
     source course), ``unguided`` (the cpu preset without label dropout and guidance, the earlier recipe) and ``cpu``
-    (the cpu preset as shipped); then, with ``candidate`` (``["train.batch_size=32", ...]``), the cpu preset with
-    those settings changed, so that a change to the preset is measured against it in one interleaved run."""
+    (the cpu preset as shipped); then, for each of ``candidates`` (``[["train.batch_size=32", ...], ...]``), the cpu
+    preset with those settings changed, so that changes to the preset are measured against it in one interleaved
+    run."""
     import course_utils as cu
     from course_utils.configs import merge
 
@@ -209,7 +210,7 @@ def preset_recipes(task: str, which: list[str], candidate: list[str] | None = No
                           lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0}, "sample": {"guidance_scale": None}})),
              "cpu": ("cpu preset", lambda: cpu)}
     recipes = {every[k][0]: every[k][1]() for k in which}
-    if candidate:
+    for candidate in candidates or []:
         recipes[f"cpu preset with {', '.join(candidate)}"] = merge(cpu, settings_of(candidate))
     return recipes
 

@@ -85,19 +85,46 @@ class TrainConfig:
         kw = dict(cfg["train"])
         if section:
             kw.update((cfg.get(section) or {}).get("train") or {})
+        where = cfg.get("config_file", "the config")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kw) - set(types) - {"epochs", "min_steps"})
+        if unknown:
+            raise ConfigError(f"unknown train setting(s) {', '.join(unknown)} in {where}"
+                              f"; the known ones are epochs, min_steps, {', '.join(sorted(types))}")
+        types.update(epochs="float", min_steps="int | None")
+        kw = {k: _setting(f"train.{k}", v, types[k], where) for k, v in kw.items()}
         min_steps = kw.pop("min_steps", 0) or 0
         if "epochs" in kw:
             kw["max_steps"] = steps_for_epochs(kw.pop("epochs"), dataset_size, kw.get("batch_size", cls.batch_size),
                                                kw.get("grad_accum_steps", 1))
         kw["max_steps"] = max(kw.get("max_steps", cls.max_steps), min_steps)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kw) - known)
-        if unknown:
-            raise ConfigError(f"unknown train setting(s) {', '.join(unknown)} in {cfg.get('config_file', 'the config')}"
-                              f"; the known ones are epochs, min_steps, {', '.join(sorted(known))}")
-        if "adam_betas" in kw:
-            kw["adam_betas"] = tuple(kw["adam_betas"])
         return cls(**kw)
+
+
+def _setting(name: str, value, type_name: str, where: str):
+    """A train setting read from YAML, as its field's type wants it: YAML reads ``4e-3`` (no dot) as a string and
+    ``[0.9, 0.99]`` as a list, so numbers are parsed and lists become tuples; a value of the wrong kind is refused
+    by name."""
+    if value is None and "None" in type_name:
+        return None
+    kind = type_name.split(" |")[0]
+    try:
+        if kind == "float" and not isinstance(value, bool):
+            return float(value)
+        if kind == "int" and not isinstance(value, bool) and float(value) == int(float(value)):
+            return int(float(value))
+        if kind == "bool" and isinstance(value, bool) or kind == "str" and isinstance(value, str):
+            return value
+        if kind.startswith("tuple") and isinstance(value, (list, tuple)) and len(value) == 2:
+            return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{name} in {where} must be {_KINDS.get(kind, kind)}"
+                      f"{' or null' if 'None' in type_name else ''}, got {value!r}")
+
+
+_KINDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string",
+          "tuple[float, float]": "a list of two numbers"}
 
 
 def diffusion_loss(model_output: torch.Tensor, target: torch.Tensor, noise_scheduler, timesteps: torch.Tensor,

@@ -129,6 +129,23 @@ def test_train_config_from_a_config_section_and_epochs():
         TrainConfig.from_config({"train": {"lerning_rate": 1e-3}}, 10)
 
 
+def test_train_config_reads_yaml_values_as_their_types():
+    import yaml
+
+    # YAML reads 4e-3 (no dot) as a string and a list for the betas: both arrive as the numbers they mean
+    cfg = {"train": yaml.safe_load("{learning_rate: 4e-3, adam_betas: [0.9, 0.99], max_steps: 1e3, ema_decay: null}")}
+    config = TrainConfig.from_config(cfg, 10)
+    assert config.learning_rate == 0.004 and config.adam_betas == (0.9, 0.99)
+    assert config.max_steps == 1000 and isinstance(config.max_steps, int) and config.ema_decay is None
+    for bad, message in [({"learning_rate": "fast"}, "train.learning_rate .* must be a number, got 'fast'"),
+                         ({"batch_size": 2.5}, "train.batch_size .* must be a whole number"),
+                         ({"adam_betas": [0.9]}, "train.adam_betas .* must be a list of two numbers"),
+                         ({"ema_warmup": "yes"}, "train.ema_warmup .* must be true or false"),
+                         ({"learning_rate": None}, "must be a number, got None")]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig.from_config({"train": bad}, 10)
+
+
 def test_steps_for_epochs():
     assert steps_for_epochs(10, 60000, 128) == 4680
     with pytest.raises(ValueError, match="fewer than one batch"):
