@@ -8,6 +8,8 @@
                                              # two seeds each (4 x 300 s of training: about 25 minutes)
   python bench/bench_lesson1.py side-by-side --recipes cpu --candidate train.batch_size=16 --also-scales 1.5 2 2.5
                                              # the preset against a change of it, each model judged at more scales
+  python bench/bench_lesson1.py side-by-side --recipes cpu --candidate train.learning_rate=4.0e-3 \
+      --candidate 'train.adam_betas=[0.9,0.99]' train.ema_decay=0.999   # several candidates in one interleaved run
   python bench/bench_lesson1.py timesteps    # uniform against logit-normal timesteps in training, side by side
   python bench/bench_lesson1.py budgets --seeds 0   # the cpu preset trained for 300, 600 and 1200 s, interleaved:
                                                    # how accuracy and FID move with the training budget (about 40 min)
