@@ -512,9 +512,9 @@ plt.show()
 # gets only 87.2% (FID 4.61), and its best FID, 2.81, is at 2.5; two more 300 s models of the faster machine did best
 # at scale 2, with FID 2.01 and 2.09, still 5x real vs real (`python bench/bench_lesson1.py budgets` and `interval`;
 # README). Adam with a shorter memory for its second moment (`adam_betas: [0.9, 0.99]`) and a longer EMA (0.999)
-# lowered the FID at scale 2 a little in 300 s (medians of two seeds: 1.73 against the preset's 1.84, judged 98.1%
-# and 97.5%), by as much as one seed differs from another, so the preset keeps its settings (`side-by-side`,
-# README). If you train for longer, lower the guidance scale.
+# lowered the FID at scale 2 a little in 300 s, on each of four seeds (medians 1.77 against the preset's 2.02,
+# judged 98.0% and 97.7%; `side-by-side`, README), still short of 3x real vs real. If you train for longer, lower the
+# guidance scale.
 
 # %%
 evaluation = cu.evaluate_model(ema_model, noise_scheduler, "mnist", s["sampler"], s["steps"],
