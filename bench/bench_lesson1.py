@@ -368,11 +368,23 @@ def fashion(per_class: int | None) -> dict:
     evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], guidance["guidance_scale"],
                               guidance["guidance_interval"])
     names = cu.data.FASHION_CLASSES
-    return {"steps": res.step, "train_seconds": round(seconds, 1),
-            "class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
-            "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
-            "judge_test_accuracy": round(ev.report.judge_test_accuracy, 4), "model_evals_per_sample": evals,
-            "per_class_accuracy": {n: round(a, 3) for n, a in zip(names, ev.report.per_class_accuracy)}}
+    out = {"steps": res.step, "train_seconds": round(seconds, 1),
+           "class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
+           "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
+           "judge_test_accuracy": round(ev.report.judge_test_accuracy, 4), "model_evals_per_sample": evals,
+           "per_class_accuracy": {n: round(a, 3) for n, a in zip(names, ev.report.per_class_accuracy)}}
+    # the same model sampled as MNIST's preset samples: guided from its interval only, and on every one of its steps
+    m = cu.load_config("mnist", "cpu")["sample"]
+    for label, interval in (("MNIST's sampling", m.get("guidance_interval")), ("MNIST's, every step guided", None)):
+        other = cu.evaluate_model(res.model, sched, "fashion_mnist", m["sampler"], m["steps"],
+                                  per_class or cfg["eval_per_class"], seed=0,
+                                  **{**guidance, "guidance_scale": m["guidance_scale"], "guidance_interval": interval})
+        out[label] = {"class_accuracy": round(other.report.class_accuracy, 4), "fid": round(other.report.fid, 2),
+                      "guidance_scale": m["guidance_scale"], "steps": m["steps"], "guidance_interval": interval,
+                      "model_evals_per_sample": model_evaluations(make_sampler(m["sampler"], sched), m["steps"],
+                                                                  m["guidance_scale"], interval)}
+        print(label, out[label], flush=True)
+    return out
 
 
 CFG = {"model": {"null_class": True}, "train": {"cond_drop_prob": 0.1}}
