@@ -214,7 +214,7 @@ def judged(model, noise_scheduler, sampler: str, steps: int, per_class: int, sca
 # (sampler, steps, guidance scale or None): 20-25 model evaluations each
 SAMPLERS = [("ddpm", 25, None), ("ddim", 25, None), ("dpm", 20, None), ("dpm", 25, None), ("dpm-sde", 20, None),
             ("dpm-sde", 25, None), ("ddpm", 12, 2.0), ("ddim", 12, 2.0), ("dpm", 12, 2.0), ("dpm-sde", 12, 2.0),
-            ("dpm-sde", 12, 2.5)]
+            ("dpm-sde", 12, 2.5), ("ddim", 10, 2.0), ("dpm", 10, 2.0)]  # the last two: 20 evaluations, guided
 
 
 def samplers(checkpoint: Path, per_class: int) -> dict:
