@@ -43,7 +43,8 @@ from course_utils.sampling import model_evaluations
 from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
-from common import add_recipe_arguments, announce, budgets, preset_recipes, report, side_by_side, steps_within
+from common import (add_recipe_arguments, announce, budgets, judged_figures, preset_recipes, report, side_by_side,
+                    steps_within)
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -375,15 +376,17 @@ def fashion(per_class: int | None) -> dict:
            "per_class_accuracy": {n: round(a, 3) for n, a in zip(names, ev.report.per_class_accuracy)}}
     # the same model sampled as MNIST's preset samples: guided from its interval only, and on every one of its steps
     m = cu.load_config("mnist", "cpu")["sample"]
+    if m.get("guidance_scale") is None or guidance["null_condition"] is None:
+        return out
     for label, interval in (("MNIST's sampling", m.get("guidance_interval")), ("MNIST's, every step guided", None)):
         other = cu.evaluate_model(res.model, sched, "fashion_mnist", m["sampler"], m["steps"],
                                   per_class or cfg["eval_per_class"], seed=0,
                                   **{**guidance, "guidance_scale": m["guidance_scale"], "guidance_interval": interval})
-        out[label] = {"class_accuracy": round(other.report.class_accuracy, 4), "fid": round(other.report.fid, 2),
-                      "guidance_scale": m["guidance_scale"], "steps": m["steps"], "guidance_interval": interval,
+        out[label] = {**judged_figures(other), "guidance_scale": m["guidance_scale"], "steps": m["steps"],
+                      "guidance_interval": interval,
                       "model_evals_per_sample": model_evaluations(make_sampler(m["sampler"], sched), m["steps"],
                                                                   m["guidance_scale"], interval)}
-        print(label, out[label], flush=True)
+        print(label, {k: v for k, v in out[label].items() if k != "per_class_accuracy"}, flush=True)
     return out
 
 
