@@ -306,11 +306,11 @@ plt.show()
 # within the two seeds' spread (67.8% and 72.0% against 70.6% and 66.2%).
 # Faces and flags are recognisable; animals and food are mostly shapes of the right colours at this budget.
 #
-# What this recipe lacks most is time. On a later, faster machine of the same kind (1,453 steps in the 540 s) one
-# model was judged 78.4% correct, 100% of the judge, FID 19.0; the same preset trained for twice that time (2,816
-# steps) gave 88.2%, FID 14.4, and food rose from 39% to 72% (`python bench/bench_lesson2.py budgets`, one model
-# each). No sampler, guidance scale or batch size had moved food. To go further on your machine, raise
-# `cfg["train"]["time_limit_s"]` and `max_steps` and run the training cell again.
+# What this recipe lacks most is time. On a later, faster machine of the same kind (about 1,460 steps in the 540 s)
+# three models were judged 76.6%, 78.2% and 78.4% correct, median 99.7% of the judge (`python bench/bench_lesson2.py
+# budgets` and `side-by-side`); the same preset trained for twice that time (2,816 steps) gave 88.2%, FID 14.4, and
+# food rose from 39% to 72% (`budgets`, one model). No sampler, guidance scale or batch size had moved food. To go
+# further on your machine, raise `cfg["train"]["time_limit_s"]` and `max_steps` and run the training cell again.
 #
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
 # family 25, AVX2 but not AVX-512): the cell above reached 1,065 steps in its 540 s, and this cell judged 74.0%
