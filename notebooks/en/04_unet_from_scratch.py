@@ -358,7 +358,9 @@ if cfg.get("judge") and not train_set.smoke_only:
 # What this config lacks most is time. On a later, faster machine of the same kind (2,448 steps in the 540 s) one
 # model was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902
 # steps) gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38%
-# (`python bench/bench_lesson4.py budgets`, one model each). To go further on your machine, raise
+# (`python bench/bench_lesson4.py budgets`, one model each). Four more models of the config on a machine of about
+# 2,200 steps in 540 s were judged 69.4% to 81.2% correct, median 76.9% (93% of the judge; `bench_lesson4.py
+# side-by-side`): one model of four passed 95%. To go further on your machine, raise
 # `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
 # again.
 #
