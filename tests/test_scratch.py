@@ -256,7 +256,10 @@ def test_yaml_configs_load_for_every_task_and_preset(tmp_path):
     with pytest.raises(ValueError, match="no preset 'gpu'"):
         load_config("emoji32", "gpu", edited)
     resolved = tmp_path / "resolved.yaml"  # what `config emoji32 --preset cpu` prints, edited, serves as a config
-    resolved.write_text(config_text("emoji32", "cpu").replace("train: {", "train: {seed: 7, ", 1))
+    text = config_text("emoji32", "cpu")  # the train section prints as a block or on one line, by its length
+    mine = text.replace("\ntrain:\n", "\ntrain:\n  seed: 7\n", 1).replace("\ntrain: {", "\ntrain: {seed: 7, ", 1)
+    assert mine.count("seed: 7") == 1
+    resolved.write_text(mine)
     cfg = load_config("emoji32", "cpu", resolved)
     assert cfg["train"]["seed"] == 7 and cfg["model"] == load_config("emoji32", "cpu")["model"]
     with pytest.raises(ValueError, match="no config file at .*config TASK"):
