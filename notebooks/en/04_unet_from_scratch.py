@@ -305,8 +305,8 @@ for name, seconds in timing.items():
 # 100 steps instead of 1,000, which suits a run of about 2,000 steps. Trained side by side with Adam's default 0.999
 # on four seeds, it moved the median by a point and halved the spread between seeds (README, lesson 4).
 #
-# **Before you run it:** at `cpu` this cell trains for about 7 minutes on this course's 2-core machine (the shipped
-# checkpoint: 2,168 of the config's 3,000 steps of batch 16 before its 540 s limit), with a progress bar.
+# **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
+# (on this course's 2-core machine the shipped checkpoint ran 2,168 of the config's 3,000 steps of batch 16 in it).
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
