@@ -33,7 +33,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     ``label_dropout`` records how often training replaced the label by the all-zero vector: a model trained
     with it can be guided (``guidance_scale``), the all-zero vector being "no label"; ``guidance_interval=(lo, hi)``
     guides only the steps whose timestep lies in it (lesson 1 measures where guidance pays).
-    Introduced in lesson 1; the label encoder in lesson 2; guidance in lesson 4.
+    Introduced in lesson 1, guidance with it (explained in lesson 3); the label encoder in lesson 2.
     """
 
     _optional_components = ["label_encoder"]

@@ -139,8 +139,8 @@ print("one item, as the model sees it:", tuple(x.shape), f"range [{x.min():.0f},
 #
 # Near $t = T$ the noise prediction is ill-conditioned: recovering $x_0$ divides by $\sqrt{\bar\alpha_t}$, which the
 # next cell prints. v has no such division. Measured in 240 s of training (the README's ablation,
-# `bench/bench_lesson1.py ablation`), the noise-predicting model sampled pure noise (10.7% judged the requested digit,
-# chance is 10%) where the same model predicting v reached 23.7%.
+# `bench/bench_lesson1.py ablation --budget 240 --per-class 30`), the noise-predicting model sampled pure noise
+# (10.7% judged the requested digit, chance is 10%) where the same model predicting v reached 23.7%.
 
 # %%
 noise_scheduler = cu.make_noise_scheduler(prediction_type=cfg["prediction_type"])
@@ -204,7 +204,8 @@ print("labels", tuple(y.shape), "-> embedding", tuple(e.shape), "-> broadcast", 
 # The whole model is those lines in front of a diffusers `UNet2DModel`. Read it; you can change it and re-run the
 # cells below, which train this class (the package's `cu.ClassConditionedUnet` is the same code).
 #
-# Two options serve the `cpu` preset's speed and are off by default:
+# Two options serve the `cpu` preset and are off by default, one for speed (`patch_size`), one for guidance
+# (`null_class`):
 # - `patch_size`: with 2, `pixel_unshuffle` folds each 2x2 block of pixels into 4 channels before the UNet (a 28x28
 #   image becomes 4 x 14x14) and `pixel_shuffle` unfolds the output. The UNet works on a quarter of the positions,
 #   so each step is cheaper (measured below); the label channels are broadcast at 14x14. The same folding is how
@@ -292,8 +293,8 @@ except ValueError as err:
 # the error of $x_0$ it is $\min(\mathrm{SNR}, 5)$, which for a v target becomes $\min(\mathrm{SNR}, 5)/(\mathrm{SNR}+1)$.
 # That also turns *down* the high-noise steps ($\mathrm{SNR} < 1$), and those are where the label decides which
 # digit appears. The course clamps the weight on both sides instead, $\mathrm{clamp}(\mathrm{SNR}, 1, 5)/(\mathrm{SNR}+1)$:
-# capped for easy steps, full weight for noisy ones. Measured in 240 s (README, `bench_lesson1.py ablation`):
-# min-SNR 17.0% judged correct, plain MSE 69.3%, the clamped weight 72.7%.
+# capped for easy steps, full weight for noisy ones. Measured in 240 s (README, `bench_lesson1.py ablation
+# --budget 240 --per-class 30`): min-SNR 17.0% judged correct, plain MSE 69.3%, the clamped weight 72.7%.
 #
 # The two functions below are the course's loss, as the training loop runs it.
 
@@ -394,9 +395,10 @@ plt.show()
 # laptop: each step is slow and it gets too few of them. The `cpu` preset keeps the idea (the label as extra input
 # channels) and changes what makes learning fast; each change was measured at the same budget (README):
 # - **2x2 pixels folded into channels** (`patch_size: 2`, section 3) and a UNet of two resolution levels, widths
-#   (32, 64), attention at 7x7 only: a training step of batch 32 takes 227 ms, against 340 ms for the earlier cpu
+#   (32, 64), attention at 7x7 only: a training step of batch 32 took 227 ms, against 340 ms for the earlier cpu
 #   model (three levels, no folding) and 1,457 ms for the source recipe's (`bench_lesson1.py throughput`, interleaved,
-#   medians): 1.5 and 6.4 times as many steps per minute. bf16 autocast made the step 8.2 times slower on this CPU,
+#   medians, on a slower machine than the stored run's, which took about 130 ms a step): 1.5 and 6.4 times as many
+#   steps per minute. bf16 autocast made the step 8.2 times slower on this CPU,
 #   which has no bf16 units, so the preset trains in float32;
 # - **batch 32**: at a fixed time, more and smaller steps won. Exploratory runs of the earlier recipe for 300 s each
 #   (one seed, 500 samples): batch 64 took 498 steps and 71.6% were judged the requested digit, batch 32 took 904
@@ -405,7 +407,7 @@ plt.show()
 #   (section 7). In the same exploratory runs, the batch-32 model with dropout went from 75.4% unguided
 #   (SDE-DPM-Solver++, 20 steps) to 93.4% with 12 guided steps (24 model evaluations), scale 2.
 # - **Adam's beta2 0.99, EMA 0.999.** Adam scales each step by a running average of squared gradients; with
-#   `adam_betas: [0.9, 0.99]` that average remembers about 100 steps instead of 1,000, which suits a run of under
+#   `adam_betas: [0.9, 0.99]` that average remembers about 100 steps instead of 1,000, which suits a run of about
 #   2,000 steps. The EMA decay grows from 0 by diffusers' warm-up, $1 - (1 + \text{step})^{-0.75}$, capped at 0.999:
 #   about 0.996 by the end of a 300 s run. Side by side with the earlier beta2 0.999 and EMA 0.99 (300 s each, four
 #   seeds, `bench_lesson1.py side-by-side`, README), the two changes lowered the FID at guidance scale 2 on every
@@ -516,8 +518,10 @@ plt.show()
 # preset's scale the FID is 6x real vs real: 300 s do not train a model that keeps the digit right at a low scale.
 # Trained longer, the model needs less guidance: on a machine like this one a model of the earlier recipe trained
 # for 600 s (3,307 steps) was judged 98.6% correct at scale 1.5 with FID 0.93, and one trained for 1,200 s (6,407
-# steps) 99.1% with FID 0.86, about twice real vs real (`python bench/bench_lesson1.py budgets` and `interval`;
-# README). If you train for longer, lower the guidance scale.
+# steps) 99.1% with FID 0.86, about twice real vs real (each trained by `python -m course_utils train mnist --preset
+# cpu --config FILE` with `time_limit_s: 600` or `1200` in FILE, judged by `python bench/bench_lesson1.py interval
+# --checkpoint ... --intervals 350-1000 --scales 1.5 2 2.5 3.5`; README). If you train for longer, lower the
+# guidance scale.
 
 # %%
 evaluation = cu.evaluate_model(ema_model, noise_scheduler, "mnist", s["sampler"], s["steps"],
@@ -555,29 +559,29 @@ plt.show()
 # | SDE-DPM-Solver++ | 2.5 | 24 (12 steps) | 99.3% | 3.28 |
 # | SDE-DPM-Solver++, guided from t = 350 (the preset) | 2.5 | 25 (15 steps) | **99.0%** | 2.63 |
 #
-# Unguided, the deterministic samplers lose 3 to 5 points at the same budget, and the usual suspects are not the
-# reason. Changed one at a time on the same model and noise (`python bench/bench_lesson1.py why`, 1,000 samples,
-# 20 steps unless said; its noise differs from the table's): DPM-Solver++ with `trailing` timesteps 76.7%,
-# `linspace` 76.7%, order 1 77.8%, with thresholding 76.2%, without `lower_order_final` 76.7%; DDIM 77.8%, UniPC
-# 76.1%. Only `leading` spacing is far worse (61.5%). What the winners share is **stochasticity**: DDPM at 25 steps
-# 83.3%, SDE-DPM-Solver++ 81.3%, DDIM with $\eta = 1$ (fresh noise at each step) 83.9%, Euler ancestral 83.9%. A
-# briefly trained model makes errors; a deterministic path carries each error to the end, while fresh noise at every
-# step lets later steps correct earlier ones (Karras et al. 2022 make this argument). With guidance, DDIM and
-# DPM-Solver++ come within a point of DDPM, even at 20 evaluations, and SDE-DPM-Solver++ stays 2 to 2.5 points ahead
-# of them (the table). So the course samples with SDE-DPM-Solver++, guided.
+# Unguided, the deterministic samplers lose 4 to 6 points at the same budget (DDIM 3.9 below DDPM at 25 evaluations,
+# DPM-Solver++ 5.8 below SDE-DPM-Solver++ at 20), and the usual suspects are not the reason. Changed one at a time on
+# the same model and noise (`python bench/bench_lesson1.py why`, 1,000 samples, 20 steps unless said; its noise differs
+# from the table's): DPM-Solver++ with `trailing` timesteps 76.7%, `linspace` 76.7%, order 1 77.8%, with thresholding
+# 76.2%, without `lower_order_final` 76.7%; DDIM 77.8%, UniPC 76.1%. Only `leading` spacing is far worse (61.5%). What
+# the winners share is **stochasticity**: DDPM at 25 steps 83.3%, SDE-DPM-Solver++ 81.3%, DDIM with $\eta = 1$ (fresh
+# noise at each step) 83.9%, Euler ancestral 83.9%. A briefly trained model makes errors; a deterministic path carries
+# each error to the end, while fresh noise at every step lets later steps correct earlier ones (Karras et al. 2022 make
+# this argument). With guidance, DDIM and DPM-Solver++ come within a point of DDPM, even at 20 evaluations, and
+# SDE-DPM-Solver++ stays 2 to 2.5 points ahead of them (the table). So the course samples with SDE-DPM-Solver++, guided.
 #
-# **Guidance where the digit is decided** (`python bench/bench_lesson1.py interval`, same labels and noise, 1,000
-# samples; the README has ten intervals): on the checkpoint shipped before this one (an earlier recipe, 1,308
-# steps), guiding every one of 12 steps at scale 3.5 gave 96.9% (FID 6.14); guiding only from t = 350 up, with the
-# saved evaluations spent on three more steps, 98.1% (FID 3.58), and two more models of that recipe gained the same
-# way. Leaving guidance out at the noisiest steps instead (above t = 800) cost up to 5 points: that is where the label
-# acts. On the shipped checkpoint the interval lowers the FID at every scale from 1.5 to 3.5 (at 2.5: 2.63 against
-# 3.28 with every step guided) and from scale 2.5 up keeps the accuracy within 0.3 points (99.0% against 99.3%);
-# below 2.5 it costs 1 to 2 points.
+# **Guidance where the digit is decided** (`python bench/bench_lesson1.py interval` with the README's `--intervals` and
+# `--scales`, same labels and noise, 1,000 samples; the README has ten intervals): on the checkpoint shipped before this
+# one (an earlier recipe, 1,308 steps), guiding every one of 12 steps at scale 3.5 gave 96.9% (FID 6.14); guiding only
+# from t = 350 up, with the saved evaluations spent on three more steps, 98.1% (FID 3.58), and two more models of that
+# recipe gained the same way. Leaving guidance out at the noisiest steps instead (above t = 800) cost up to 5 points:
+# that is where the label acts. On the shipped checkpoint the interval lowers the FID at every scale from 1.5 to 3.5 (at
+# 2.5: 2.63 against 3.28 with every step guided) and from scale 2.5 up keeps the accuracy within 0.3 points (99.0%
+# against 99.3%); below 2.5 it costs 0.8 to 1.8 points.
 #
-# The next cell compares them on your model, DDPM at all 1000 steps on a few samples only. **Before you run it:** at
-# `cpu` it takes about 2 minutes here (DDPM at 1000 steps costs 1.0 s per sample). It samples without guidance, 100
-# samples per sampler: expect differences of a few points between samplers to be noise at that size.
+# The next cell compares them on your model, DDPM at all 1000 steps among them, on 100 samples per sampler. **Before you
+# run it:** at `cpu` it takes about 2 minutes here (DDPM at 1000 steps costs 1.0 s per sample). It samples without
+# guidance: expect differences of a few points between samplers to be noise at 100 samples.
 
 # %%
 comparison = cu.compare_samplers(ema_model, noise_scheduler, "mnist", cfg["compare_samplers"],
@@ -684,7 +688,8 @@ cu.check_exercise("fashion_mnist", PRESET, fashion.report)
 # steps. What suits one data set is measured again on the next.
 #
 # ## Exercise 2: how big should the class embedding be?
-# Seed 000, the source notebook, invites you to try other embedding sizes. Train the model with a class embedding
+# The source recipe's notebook (Hugging Face's diffusion models course, unit 2) invites you to try other embedding
+# sizes. Train the model with a class embedding
 # of 1, 4 and 16 channels, and with a fixed one-hot code (10 channels that are not learned), each for the same short
 # budget, and compare the judged accuracy. Does a bigger vector help? Does it need to be learned? Fill in the
 # scaffold, then run the check; the solution follows, collapsed. **Before you run it:** at `cpu` the four short runs

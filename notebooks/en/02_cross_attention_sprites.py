@@ -84,8 +84,9 @@ def show_source(obj):
 
 
 # %% [markdown]
-# The **preset** sets the size of everything: `smoke` (seconds, for tests), `cpu` (a laptop: about 10 minutes of
-# training) or `gpu` (the source recipe); `course_utils/configs/sprites.yaml` holds the settings.
+# The **preset** sets the size of everything: `smoke` (seconds, for tests), `cpu` (a laptop: about 13 minutes of
+# training, 16 minutes top to bottom here) or `gpu` (the source recipe); `course_utils/configs/sprites.yaml` holds the
+# settings.
 #
 # **The sprites.** The course's sprite files are those of DeepLearning.AI's short course "How Diffusion Models
 # Work": `sprites_1788_16x16.npy` (89,400 RGB images, 16x16) and `sprite_labels_nc_1788_16x16.npy` (one-hot labels
@@ -199,9 +200,10 @@ plt.show()
 # ## 4. Mixed precision, measured
 # Mixed precision runs most of the network in 16-bit floats. bf16 keeps float32's range; fp16 needs a gradient
 # scaler so that small gradients do not underflow. It pays where the hardware has 16-bit units and the model is large
-# enough to keep them busy. For the course's small models it did not pay even on an H100: bf16 autocast took 0.91 to
-# 1.18 times the time of float32 per step (README, `bench/bench_lesson4.py throughput --preset gpu`), and on this
-# course's 2-core CPU without bf16 units it took 15 times as long (`bench/bench_lesson2.py throughput`). So we
+# enough to keep them busy. For lesson 4's GPU models (15.6M to 27.9M parameters) it barely paid even on an H100:
+# bf16 autocast took 0.91 to 1.18 times the time of float32 per step (README, `bench/bench_lesson4.py throughput`),
+# and on this course's 2-core CPU without bf16 units it took 10 to 15 times as long (15.3x at batch 64 in
+# `bench/bench_lesson2.py throughput`; 10.2x at the cell's batch of 32 in the stored run below). So we
 # **measure** one training step under each precision on this device (interleaved, median of a few repeats):
 
 # %%
@@ -221,8 +223,9 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 #
 # ## 5. Training
 # The training step is lesson 1's `cu.training_loss`; only the condition is now a label vector. The `cpu` preset
-# carries over lesson 1's recipe with a UNet sized for 16x16 sprites: v-prediction, the clamped SNR weight, AdamW at 2e-3 with
-# warm-up and cosine decay, EMA weights, batch 64; a (32, 64, 64) UNet with one residual block per level and
+# carries over lesson 1's recipe with a UNet sized for 16x16 sprites: v-prediction, the clamped SNR weight, AdamW
+# at 2e-3 with warm-up and cosine decay, EMA weights, but batch 64 and Adam's default betas (lesson 1's batch 32 and
+# beta2 0.99 measured no better here: README); a (32, 64, 64) UNet with one residual block per level and
 # cross-attention at 4x4 and in the middle block only, which trains 1.45 times as many images per second as also
 # attending at 8x8, with about the same accuracy (README, `bench_lesson2.py layout`).
 #
@@ -308,9 +311,10 @@ plt.show()
 #
 # What this recipe lacks most is time. On a later, faster machine of the same kind (about 1,460 steps in the 540 s)
 # three models were judged 76.6%, 78.2% and 78.4% correct, median 99.7% of the judge (`python bench/bench_lesson2.py
-# budgets` and `side-by-side`); the same preset trained for twice that time (2,816 steps) gave 88.2%, FID 14.4, and
-# food rose from 39% to 72% (`budgets`, one model). No sampler, guidance scale or batch size had moved food. To go
-# further on your machine, raise `cfg["train"]["time_limit_s"]` and `max_steps` and run the training cell again.
+# budgets --factors 1 2 --seeds 0` and the README's betas `side-by-side`); the same preset trained for twice that time
+# (2,816 steps) gave 88.2%, FID 14.4, and food rose from 39% to 72% (`budgets`, one model). No sampler, guidance scale
+# or batch size had moved food. To go further on your machine, raise `cfg["train"]["time_limit_s"]` and `max_steps` and
+# run the training cell again.
 #
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
 # family 25, AVX2 but not AVX-512): the cell above reached 1,065 steps in its 540 s, and this cell judged 74.0%
@@ -348,7 +352,8 @@ plt.show()
 # Same data, same training-time budget, same sampler: lesson 1's `ClassConditionedUnet` (a 16-channel label
 # embedding concatenated to the input, self-attention where this lesson's model has cross-attention) against this
 # lesson's model, both at the preset's widths. The learning rate is held after warm-up, since the number of steps is
-# not known in advance. **Before you run it:** at `cpu` this cell trains two models for 120 s each.
+# not known in advance. **Before you run it:** at `cpu` this cell trains two models for 120 s each; their progress
+# bars count towards a million steps that they never reach, and the 120 s limit stops them.
 
 # %%
 comparison = cu.compare_conditioning("sprites", PRESET, data_path=SPRITES_DIR, seed=SEED, progress=True)
@@ -432,7 +437,7 @@ def mix_two_classes(model, judge, a, b, weights=(0.0, 0.25, 0.5, 0.75, 1.0), per
 
 # %% [markdown]
 # Run it on the pretrained model for Smileys -> Flags and Food -> Animals (the pairs measured here), with a picture
-# per $w$. **Before you run it:** at `cpu` it draws 200 samples (20 per $w$ for each pair), about 10 s here.
+# per $w$. **Before you run it:** at `cpu` it draws 200 samples (20 per $w$ for each pair), about 12 s here.
 
 # %%
 judge, _ = cu.load_or_train_judge("twemoji16")  # the pretrained model learned the offline emoji: their judge
@@ -489,7 +494,8 @@ except ImportError:
 # %% [markdown]
 # ## Summary
 # - A one-hot or multi-hot label becomes a token through a small MLP; cross-attention layers in a
-#   `UNet2DConditionModel` read it at several resolutions.
+#   `UNet2DConditionModel` read it wherever the UNet has them (at `cpu` at 4x4 and in the middle block; the `gpu`
+#   preset also at 8x8).
 # - With a single token, cross-attention adds a label-dependent vector at every position; several tokens
 #   (lesson 3's words) let each pixel choose what to read.
 # - Mixed precision is a hardware question: measure it. `"auto"` uses it on GPUs and keeps fp32 on a CPU.

@@ -78,7 +78,7 @@ def show_source(obj):
 
 
 # %% [markdown]
-# **预设**（preset）决定了所有东西的规模：`smoke`（几秒钟，用于测试）、`cpu`（笔记本电脑：训练约 10 分钟）或 `gpu`（原始配方）；各项设置保存在 `course_utils/configs/sprites.yaml` 中。
+# **预设**（preset）决定了所有东西的规模：`smoke`（几秒钟，用于测试）、`cpu`（笔记本电脑：训练约 13 分钟，在这里从头到尾运行约 16 分钟）或 `gpu`（原始配方）；各项设置保存在 `course_utils/configs/sprites.yaml` 中。
 #
 # **精灵图数据。** 课程使用的精灵图文件来自 DeepLearning.AI 的短期课程“How Diffusion Models Work”：`sprites_1788_16x16.npy`（89,400 张 16x16 的 RGB 图像）和 `sprite_labels_nc_1788_16x16.npy`（五个类别的独热标签：hero、non-hero、food、spell、side-facing，即主角、非主角、食物、法术和侧面朝向）。本仓库不附带这些文件。如果你有这些文件（来自那门课程的笔记本文件），可以把它们放进 `data/sprites/`，或者让 `$COURSE_SPRITES_DIR` 指向它们所在的文件夹，或者设置下面的 `SPRITES_DIR`；这样本课就会在它们上面训练，评判分类器（judge classifier）也会在首次使用时用其中 90% 的图像训练出来（需要几分钟）。否则，加载器会说明这一点，并改用一份形状相同的离线替代数据：Twemoji 表情符号，合成到白色背景上并缩小到 16x16，以五个表情符号大类（category）作为类别。本课引用的所有数值都是在这份替代数据上测得的。
 
@@ -168,7 +168,7 @@ plt.show()
 
 # %% [markdown]
 # ## 4. 实测混合精度
-# 混合精度让网络的大部分计算使用 16 位浮点数。bf16 保留了 float32 的数值范围；fp16 则需要一个梯度缩放器（gradient scaler），以免很小的梯度下溢。只有当硬件具备 16 位运算单元、而且模型大到足以让这些单元保持忙碌时，它才划算。对本课程的小模型来说，即使在 H100 上也不划算：每个训练步上，bf16 autocast（自动类型转换）的耗时是 float32 的 0.91 到 1.18 倍（README，`bench/bench_lesson4.py throughput --preset gpu`）；而在本课程所用的、没有 bf16 运算单元的 2 核 CPU 上，耗时是 float32 的 15 倍（`bench/bench_lesson2.py throughput`）。所以我们在这台设备上**实测**每种精度下一个训练步（training step）的耗时（交替运行，取几次重复的中位数）：
+# 混合精度让网络的大部分计算使用 16 位浮点数。bf16 保留了 float32 的数值范围；fp16 则需要一个梯度缩放器（gradient scaler），以免很小的梯度下溢。只有当硬件具备 16 位运算单元、而且模型大到足以让这些单元保持忙碌时，它才划算。对第 4 课在 GPU 上用的那些模型（1,560 万到 2,790 万个参数）来说，即使在 H100 上也几乎不划算：每个训练步上，bf16 autocast（自动类型转换）的耗时是 float32 的 0.91 到 1.18 倍（README，`bench/bench_lesson4.py throughput`）；而在本课程所用的、没有 bf16 运算单元的 2 核 CPU 上，耗时是 float32 的 10 到 15 倍（`bench/bench_lesson2.py throughput` 在批量 64 下测得 15.3 倍；本笔记本保存的这次运行里，下面单元格在批量 32 下是 11.6 倍）。所以我们在这台设备上**实测**每种精度下一个训练步（training step）的耗时（交替运行，取几次重复的中位数）：
 
 # %%
 batch = torch.stack([train_set[i][0] for i in range(32)]).to(device)
@@ -184,9 +184,9 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # `"auto"` 在 CPU 和 Apple 的 MPS 上保持 float32；在具备 bf16 运算单元的 GPU（计算能力 8.0 及以上）上选用 bf16；在较老的 GPU（例如 Colab 免费提供的 T4）上则选用带梯度缩放器的 fp16（见 `cu.resolve_mixed_precision`）。训练循环通过 Accelerate（`Accelerator(mixed_precision=...)`）来应用这一设置。
 #
 # ## 5. 训练
-# 训练步就是第 1 课的 `cu.training_loss`，只不过条件（condition）现在是一个标签向量。`cpu` 预设沿用了第 1 课的配方，并配上一个适合 16x16 精灵图大小的 UNet：v 预测、截断的 SNR 权重、学习率 2e-3 的 AdamW（先预热再余弦衰减）、EMA 权重、批量大小 64；UNet 的通道为 (32, 64, 64)，每个分辨率层级一个残差块，只在 4x4 和中间块做交叉注意力。与在 8x8 也做交叉注意力相比，这样每秒能训练 1.45 倍的图像，准确率却差不多（见 README，`bench_lesson2.py layout`）。
+# 训练步就是第 1 课的 `cu.training_loss`，只不过条件（condition）现在是一个标签向量。`cpu` 预设沿用了第 1 课的配方，并配上一个适合 16x16 精灵图大小的 UNet：v 预测、截断的 SNR 权重、学习率 2e-3 的 AdamW（先预热再余弦衰减）、EMA 权重；不过批量大小是 64，Adam 的 beta 也用默认值（第 1 课的批量 32 和 beta2 0.99 在这里实测并没有更好，见 README）；UNet 的通道为 (32, 64, 64)，每个分辨率层级一个残差块，只在 4x4 和中间块做交叉注意力。与在 8x8 也做交叉注意力相比，这样每秒能训练 1.45 倍的图像，准确率却差不多（见 README，`bench_lesson2.py layout`）。
 #
-# 和第 1 课的 `cpu` 配方一样，这里也用**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）训练：每十个标签中有一个被换成全零向量，也就是“无标签”，这样同一个网络也学会了在没有类别时去噪。采样时再使用**无分类器引导**（`guidance_scale: 2`）：每一步分别带标签和不带标签各运行一次模型，把预测推离无条件的那一个，$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，代价是每步两次模型计算。第 3 课会完整讲解它；在这里它只是配置中的一行。流水线会记下训练时的丢弃概率，如果模型从未学过“无标签”，它会拒绝引导。
+# 和第 1 课的 `cpu` 配方一样，这里也用**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）训练：每十个标签中有一个被换成全零向量，也就是“无标签”，这样同一个网络也学会了在没有类别时去噪。采样时再使用**无分类器引导**（`guidance_scale: 2`）：每一步分别带标签和不带标签各运行一次模型，把预测推离无条件的那一个，$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，代价是每步两次模型计算。第 3 课会完整讲解它；在这里它只是配置中的一行。管线会记下训练时的丢弃概率，如果模型从未学过“无标签”，它会拒绝引导。
 #
 # **运行之前：** 在 `cpu` 预设下，这个单元格在本课程的 2 核机器上要训练约 9 分钟（随仓库提供的检查点在预设的 540 秒上限之前训练了 1,062 步、批量大小 64）；进度条会显示步数和损失。
 
@@ -246,7 +246,7 @@ plt.show()
 #
 # `cpu` 预设下可以期待什么（随仓库提供的检查点，见 `data/pretrained/sprites-cpu/README.md`，离线 emoji；500 个 DDPM 25 步样本，`python bench/bench_lesson2.py scales`）：在预设的引导强度 2 下，**70.4%** 被判为所要求的类别，相当于评判分类器在留出的真实 emoji 上 78.42% 的 90%，分类器 FID 为 19.89；同一个模型不加引导时为 65.2%，FID 21.74。引导让地点和国旗都达到 100%，食物则始终是最弱的类别（26%）。在同样的 540 秒里把两种配方各从头训练两次并交替进行（`python bench/bench_lesson2.py side-by-side`），加了标签丢弃和引导的配方两次的 FID 都更低（19.2 和 18.0，对比 21.7 和 21.8），准确率则落在两个种子本身的波动范围之内（67.8% 和 72.0%，对比 70.6% 和 66.2%）。人脸和国旗能认出来；在这样的预算下，动物和食物大多只是颜色对了的形状。
 #
-# 这个配方最缺的是时间。在后来一台同类但更快的机器上（540 秒大约跑 1,460 步），三个模型的判对率分别是 76.6%、78.2% 和 78.4%，中位数相当于评判分类器准确率的 99.7%（`python bench/bench_lesson2.py budgets` 和 `side-by-side`）；同一预设训练两倍时间（2,816 步）后达到 88.2%，FID 14.4，食物从 39% 升到 72%（`budgets`，一个模型）。此前换采样器、换引导强度、换批量大小，都没能让食物这一类好起来。想在自己的机器上走得更远，就调大 `cfg["train"]["time_limit_s"]` 和 `max_steps`，再重新运行训练单元格。
+# 这个配方最缺的是时间。在后来一台同类但更快的机器上（540 秒大约跑 1,460 步），三个模型的判对率分别是 76.6%、78.2% 和 78.4%，中位数相当于评判分类器准确率的 99.7%（`python bench/bench_lesson2.py budgets --factors 1 2 --seeds 0`，以及 README 中比较 beta 的那次 `side-by-side`）；同一预设训练两倍时间（2,816 步）后达到 88.2%，FID 14.4，食物从 39% 升到 72%（`budgets`，一个模型）。此前换采样器、换引导强度、换批量大小，都没能让食物这一类好起来。想在自己的机器上走得更远，就调大 `cfg["train"]["time_limit_s"]` 和 `max_steps`，再重新运行训练单元格。
 #
 # 本笔记本中保存的输出，来自训练那个检查点的同一台机器（AMD EPYC，family 25，2 个核，支持 AVX2、不支持 AVX-512）：上面的训练单元格在 540 秒内跑到 1,081 步，本单元格判对 74.0%（评判分类器准确率的 94%），FID 20.38。同一配方在同一台机器上跑两次，结果会相差几个百分点（检查点在 1,062 步时为 70.4%）：单次运行的数字请按 ±4 个百分点来读。第 8 节的两次 120 秒训练在这台机器上分别跑到 270 步和 242 步（拼接 66.8%，交叉注意力 40.4%）。
 
@@ -277,7 +277,7 @@ plt.show()
 
 # %% [markdown]
 # ## 8. 拼接还是交叉注意力？
-# 相同的数据、相同的训练时间预算、相同的采样器：第 1 课的 `ClassConditionedUnet`（把 16 通道的标签嵌入（embedding）拼接到输入上，并在本课模型使用交叉注意力的位置改用自注意力（self-attention））对比本课的模型，两者都使用预设中的通道宽度。由于事先不知道能走多少步，学习率（learning rate）在预热（warm-up）之后保持不变。**运行之前：** 在 `cpu` 预设下，这个单元格要训练两个模型，每个 120 秒。
+# 相同的数据、相同的训练时间预算、相同的采样器：第 1 课的 `ClassConditionedUnet`（把 16 通道的标签嵌入（embedding）拼接到输入上，并在本课模型使用交叉注意力的位置改用自注意力（self-attention））对比本课的模型，两者都使用预设中的通道宽度。由于事先不知道能走多少步，学习率（learning rate）在预热（warm-up）之后保持不变。**运行之前：** 在 `cpu` 预设下，这个单元格要训练两个模型，每个 120 秒；进度条的总数是一百万步，永远到不了，真正让训练停下来的是 120 秒的时间上限。
 
 # %%
 comparison = cu.compare_conditioning("sprites", PRESET, data_path=SPRITES_DIR, seed=SEED, progress=True)
@@ -351,7 +351,7 @@ def mix_two_classes(model, judge, a, b, weights=(0.0, 0.25, 0.5, 0.75, 1.0), per
 
 
 # %% [markdown]
-# 在预训练模型上对 Smileys -> Flags 和 Food -> Animals（这里实测的就是这两对）运行它，并为每个 $w$ 画一幅图。**运行之前：** 在 `cpu` 预设下，它要生成 200 个样本（每一对、每个 $w$ 各 20 个），在这里大约需要 10 秒。
+# 在预训练模型上对 Smileys -> Flags 和 Food -> Animals（这里实测的就是这两对）运行它，并为每个 $w$ 画一幅图。**运行之前：** 在 `cpu` 预设下，它要生成 200 个样本（每一对、每个 $w$ 各 20 个），在这里大约需要 12 秒。
 
 # %%
 judge, _ = cu.load_or_train_judge("twemoji16")  # the pretrained model learned the offline emoji: their judge
@@ -400,7 +400,7 @@ except ImportError:
 
 # %% [markdown]
 # ## 小结
-# - 独热或多热标签经过一个小型 MLP 变成一个词元；`UNet2DConditionModel` 中的交叉注意力层在多个分辨率上读取它。
+# - 独热或多热标签经过一个小型 MLP 变成一个词元；`UNet2DConditionModel` 中有交叉注意力层的地方都会读取它（`cpu` 预设下在 4x4 和中间块，`gpu` 预设还包括 8x8）。
 # - 只有一个词元时，交叉注意力在每个位置加上一个取决于标签的向量；有多个词元时（第 3 课中的词），每个像素可以选择读取什么。
 # - 混合精度是一个硬件问题：要实测。`"auto"` 在 GPU 上使用它，在 CPU 上保持 fp32。
 # - `DiffusionPipeline` 的子类把 UNet、标签编码器和调度器打包在一起：它可以保存、加载，还能更换采样器。
