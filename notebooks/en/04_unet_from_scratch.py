@@ -23,7 +23,7 @@
 #
 # Lessons 1-3 took the UNet and the noise scheduler from diffusers. Here we build them by hand, one small named
 # module at a time, and check each piece against diffusers where diffusers has one. The code lives in
-# `course_utils/scratch.py` (the cell after the set-up counts its lines: most of them are docstrings); this notebook
+# `course_utils/scratch.py` (the cell after the set-up counts its lines: about a quarter are docstrings); this notebook
 # shows each piece, prints its source where it is short, and tests it.
 #
 # You will:
@@ -139,7 +139,9 @@ plt.show()
 # the label vector also goes, through one linear layer, into that shared vector, as ADM does with classes: every
 # block's scale and shift then depend on the label as well as on $t$. It was the largest single gain found for the
 # `cpu` config: at the same budget, 47.0% of samples were judged the requested category with the label through
-# cross-attention only, 64.4% with it also in FiLM (README, `bench/bench_lesson4.py recipe`).
+# cross-attention only, 64.4% with it also in FiLM (README's recipe table: `bench/bench_lesson4.py recipe` on earlier
+# versions of the config, at batch 64, whose EMA decay also went from 0.999 to 0.995; the raw weights, which EMA does
+# not touch, rose as much, from 51.2% to 64.2%).
 
 # %%
 torch.manual_seed(SEED)
@@ -167,7 +169,7 @@ print("in", tuple(x.shape), "-> out", tuple(block(x, time_embedding(torch.tensor
 # Attention is $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$. In **self-attention** the queries, keys and values all
 # come from the feature map, so every pixel can look at every other: global structure that convolutions only
 # reach slowly. It costs $(HW)^2$, so we use it only at the resolutions the config lists (`attention_resolutions`:
-# 8x8 in the `cpu` config, 16x16 in the `gpu` config) and at the bottleneck.
+# 8x8 in the emoji32 `cpu` config, 16x16 in the other configs) and at the bottleneck.
 # In **cross-attention** the queries come from the pixels and the keys and values from the **condition**: this
 # is how the label reaches the image. The package's `attention` equals the formula written out:
 
@@ -241,8 +243,8 @@ plt.show()
 # ## 9. Forward process, training target and sampling step, by hand
 # **Forward**: jump straight to step $t$: $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
 # **Target**: DDPM's $L_\text{simple} = \mathbb{E}\,\lVert \epsilon - \epsilon_\theta(x_t, t, y)\rVert^2$; the
-# configs for CPU predict $v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0$ instead, which
-# trained faster in lesson 1 (the YAML's `prediction_type`).
+# emoji32 config (every preset) predicts $v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0$ instead,
+# which trained faster in lesson 1; the CIFAR-10 and CelebA configs keep $\epsilon$ (the YAML's `prediction_type`).
 # **Sampling step**: from the prediction, the clean image it implies,
 # $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ (or $\sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$),
 # clipped to $[-1, 1]$; then the mean of the posterior $q(x_{t-1} \mid x_t, \hat x_0)$ (Ho et al. 2020, eq. 7),
@@ -273,9 +275,11 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # ## 10. bf16 on this device?
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware
 # and on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made
-# the `cpu` model's step 15.6 times slower. On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M
+# the `cpu` model's step 15.6 times slower at batch 32 (README), and about 10 times at the config's batch 16 in the
+# stored run of the cell below. On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M
 # parameters), 0.91 times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64
-# (README, `bench/bench_lesson4.py throughput --preset gpu`): the emoji32 `gpu` config therefore trains in float32
+# (README; `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with
+# `--config-only`): the emoji32 `gpu` config therefore trains in float32
 # (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with `auto` (bf16 where the GPU has bf16 units).
 # Measured here, one training step at the preset's batch size, the variants interleaved:
 
@@ -295,7 +299,7 @@ for name, seconds in timing.items():
 # $d$ growing to the config's `ema_decay`. The average smooths the noise of the last steps' updates; whether that
 # gives better samples is measured in the next section. Checkpoints are written atomically and a re-run resumes.
 #
-# The `cpu` config also turns on **label dropout** (`cond_drop_prob: 0.1`): one label in ten is replaced by the
+# The emoji32 `cpu` config also turns on **label dropout** (`cond_drop_prob: 0.1`): one label in ten is replaced by the
 # all-zero vector, "no label", so the same network also learns the unconditional prediction. Sampling then uses
 # **classifier-free guidance** (`guidance_scale: 2` in the config's `sample` section), which lesson 1 previewed and
 # lesson 3 explained: $\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$, two evaluations per
@@ -322,8 +326,8 @@ plt.show()
 # weight sets sample the same labels from the same noise; a classifier trained on the real images (the
 # "judge") says how often the sample is the requested class, and the distance between the feature
 # statistics of samples and real images gives a classifier FID (lower is better; real against real in
-# brackets). The offline stand-ins for CIFAR-10 and CelebA (20 images, faces without attributes) are too
-# small to train a judge on, so with them this cell measures nothing.
+# brackets). CelebA has no judge (its labels are attributes, not classes), and CIFAR-10's offline stand-in (20
+# images) is too small to train one on: with those this cell measures nothing.
 
 # %%
 s = cfg["sample"]
@@ -350,29 +354,30 @@ if cfg.get("judge") and not train_set.smoke_only:
 # What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0): at `cpu`, with guidance at the config's scale 2,
 # the shipped checkpoint's EMA weights were judged correct 77.8% of the time (94% of the judge's own 82.6% on real
 # emoji), classifier FID 22.2; unguided, 67.4%. Its raw weights gave 76.2% (FID 22.4), a smaller difference than between
-# two models of the same recipe (below). On a GPU, where the `gpu` config took 3,648 steps of batch 128 (unguided), EMA
-# was clearly better: 85.8% against 80.6%, FID 8.07 against 13.53. The average pays off when there are many steps to
-# average; in a short run with a high learning rate, the last weights are already close to it. At `cpu` flags are
-# recognisable and faces are yellow discs with features; food (45%) and places are not yet recognisable objects. Why not
-# the `gpu` config on a CPU: trained side by side with the `cpu` config for the same 540 s, twice (`python
-# bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took 22 and 23 steps and every sample
-# was judged an animal (20%, chance); the `cpu` config (then with Adam's default betas) took 1,711 and 1,712 steps and
-# was judged 73.6% and 69.2% correct.
+# two models of the same recipe (below). On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of
+# batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better: 85.8% against 80.6%, FID 8.07 against 13.53.
+# The average pays off when there are many steps to average; in a short run with a high learning rate, the last weights
+# are already close to it. At `cpu` flags are recognisable and faces are yellow discs with features; food (45%) and
+# places are not yet recognisable objects. Why not the `gpu` config on a CPU: trained side by side with the `cpu` config
+# for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took
+# 22 and 23 steps and every sample was judged an animal (20%, chance); the `cpu` config (then with Adam's default betas)
+# took 1,711 and 1,712 steps and was judged 73.6% and 69.2% correct.
 #
-# What this config lacks most is time. On a later, faster machine of the same kind (2,448 steps in the 540 s) one model
-# was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902 steps) gave
-# 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38% (`python
-# bench/bench_lesson4.py budgets`, one model each, Adam's default betas). Seven models of the config on the course's
-# machine (2,096 to 2,254 steps in 540 s) were judged 73.0% to 78.6% correct, median 77.8% (94% of the judge;
-# `bench_lesson4.py side-by-side`); three of the seven reached 95%. A higher guidance scale is no shortcut: scale 3 took
-# the shipped checkpoint to 84.0% but another model to 66.4%, whose flags, guided too hard, were taken for another
-# category. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run
-# first on a fast machine) and run section 11 again.
+# What this config lacks most is time. In one run on this kind of machine that reached 2,448 steps in the 540 s, one
+# model was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902 steps)
+# gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38% (`python
+# bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used Adam's default betas). Seven
+# models of the config on the course's machine (2,096 to 2,254 steps in 540 s) were judged 73.0% to 78.6% correct,
+# median 77.8% (94% of the judge; `bench_lesson4.py recipe` and `side-by-side`); three of the seven reached 95%. A
+# higher guidance scale is no shortcut: scale 3 took the shipped checkpoint to 84.0% but another model to 66.4%, whose
+# flags, guided too hard, were taken for another category. To go further on your machine, raise
+# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
+# again.
 #
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
-# family 25, AVX2 but not AVX-512): section 11 reached 2,150 steps in its 540 s, and this cell judged the EMA weights
-# 77.8% correct (94% of the judge), FID 21.6, and the raw weights 78.0%, FID 21.5, both at scale 2. The exercise's
-# 800 steps took 326 s there and gave exactly the reference figures below (23.0 / 58.5 / 89.0%).
+# family 25, AVX2 but not AVX-512): section 11 reached 2,150 steps in its 540 s, and the cell above judged the EMA
+# weights 77.8% correct (94% of the judge), FID 21.6, and the raw weights 78.0%, FID 21.5, both at scale 2. The
+# exercise's 800 steps took 326 s there and gave exactly the reference figures below (23.0 / 58.5 / 89.0%).
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -405,7 +410,7 @@ display(Image(filename=str(gif)))
 #   of the data labels each emoji with both, 5 + 46 bits; a model trained on it (a shorter budget here) is asked,
 #   per row, for a category together with its most common subcategory.
 # - **CelebA**: the labels already are attributes (`Male`, `Smiling`, `Eyeglasses`, ...), so the model trained
-#   above is asked for one attribute per row, then for pairs of them.
+#   above is asked for pairs of them (Male + Smiling, Smiling + Eyeglasses, Eyeglasses + Blond_Hair).
 # - **CIFAR-10**: one class per image in training; the model trained above is asked for two classes at once
 #   ("cat" and "dog"), a combination it never saw. Expect a mixture, or one class winning.
 #
@@ -463,9 +468,9 @@ except ImportError:
 # accuracy at each. Does guidance help this model?
 #
 # Fill in the TODOs of `guided_accuracy`, run it, then run the check; the solution is in the collapsed cell after it.
-# **Before you run it:** at `cpu` it trains 800 steps of batch 32 (no time limit, so that the check below means the
-# same on every machine: 240 s where the reference was measured, about 6 minutes on this course's slower 2-core
-# machine), then samples 600 images (40 per class at each of the three scales).
+# **Before you run it:** with Twemoji at `cpu` it trains 800 steps of batch 32 (no time limit, so that the check below
+# means the same on every machine: about 5.5 minutes on this course's 2-core machine, 332 s where the reference was
+# measured), then samples 600 images (40 per class at each of the three scales).
 
 # %%
 def guided_accuracy(cfg, train_set, seed=0):

@@ -21,7 +21,7 @@
 #
 # # 第 4 课：从零构建类别条件的 UNet
 #
-# 第 1 至第 3 课的 UNet 和噪声调度器（noise scheduler）都取自 diffusers。这一课我们亲手构建它们，每次写一个有名字的小模块；凡是 diffusers 有对应实现的部件，都与它逐一核对。代码在 `course_utils/scratch.py` 中（环境配置之后的那个单元格会统计它的行数：其中大部分是文档字符串）；本笔记本逐个展示这些部件，较短的会打印出源代码，并对每个部件加以测试。
+# 第 1 至第 3 课的 UNet 和噪声调度器（noise scheduler）都取自 diffusers。这一课我们亲手构建它们，每次写一个有名字的小模块；凡是 diffusers 有对应实现的部件，都与它逐一核对。代码在 `course_utils/scratch.py` 中（环境配置之后的那个单元格会统计它的行数：其中约四分之一是文档字符串）；本笔记本逐个展示这些部件，较短的会打印出源代码，并对每个部件加以测试。
 #
 # 你将会：
 # 1. 用正弦函数嵌入时间步（timestep），即正弦时间步嵌入（sinusoidal timestep embedding），并通过 **FiLM**（feature-wise linear modulation，特征级线性调制）把它作用到每个残差块（residual block）中；
@@ -118,7 +118,7 @@ plt.show()
 # ## 2. FiLM：时间向量缩放并平移每个块的特征
 # 一个 MLP 把这些正弦值变成每张图像一个向量，它在每次前向传播（forward pass）中只计算**一次**，由整个 UNet 共享。每个残差块用一个线性层从中读出自己的**缩放**（scale）$\gamma(t)$ 和**平移**（shift）$\beta(t)$，并把它们作用到归一化（normalise）后的特征上：$h \mapsto h\,(1 + \gamma(t)) + \beta(t)$（即特征级线性调制，Perez et al. 2018）。下面是同一组特征在三个时间步下的结果。
 #
-# **标签也进入 FiLM。** 开启 `labels_in_film` 时（`cpu` 配置中是开启的：见上面打印的 `model:` 一行），标签向量也会经过一个线性层加进这个共享向量，就像 ADM 处理类别的做法一样：这样，每个块的缩放和平移既取决于 $t$，也取决于标签。这是在 `cpu` 配置上找到的最大的单项改进：在相同的预算下，标签只经过交叉注意力时，有 47.0% 的样本被评判为所要求的大类；标签同时进入 FiLM 时，这一比例为 64.4%（README，`bench/bench_lesson4.py recipe`）。
+# **标签也进入 FiLM。** 开启 `labels_in_film` 时（`cpu` 配置中是开启的：见上面打印的 `model:` 一行），标签向量也会经过一个线性层加进这个共享向量，就像 ADM 处理类别的做法一样：这样，每个块的缩放和平移既取决于 $t$，也取决于标签。这是在 `cpu` 配置上找到的最大的单项改进：在相同的预算下，标签只经过交叉注意力时，有 47.0% 的样本被评判为所要求的大类；标签同时进入 FiLM 时，这一比例为 64.4%（README 中配方演进的表格：`bench/bench_lesson4.py recipe` 在配置的早期版本上运行，批量大小 64，那一步的 EMA 衰减率也从 0.999 改成了 0.995；不受 EMA 影响的原始权重也同样提高了，从 51.2% 到 64.2%）。
 
 # %%
 torch.manual_seed(SEED)
@@ -141,7 +141,7 @@ print("in", tuple(x.shape), "-> out", tuple(block(x, time_embedding(torch.tensor
 
 # %% [markdown]
 # ## 4. 注意力：自注意力与交叉注意力
-# 注意力的计算是 $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$。在**自注意力**中，查询（query）、键（key）和值（value）都来自特征图（feature map），因此每个像素都能看到其他所有像素：这种全局结构，卷积只能一层层慢慢地才能获得。它的开销是 $(HW)^2$，所以我们只在配置中列出的分辨率上（`attention_resolutions`：`cpu` 配置中是 8x8，`gpu` 配置中是 16x16）以及瓶颈处使用它。在**交叉注意力**中，查询来自像素，键和值则来自**条件**（condition）：标签就是这样传到图像上的。课程包中的 `attention` 与直接写出的公式结果相同：
+# 注意力的计算是 $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$。在**自注意力**中，查询（query）、键（key）和值（value）都来自特征图（feature map），因此每个像素都能看到其他所有像素：这种全局结构，卷积只能一层层慢慢地才能获得。它的开销是 $(HW)^2$，所以我们只在配置中列出的分辨率上（`attention_resolutions`：emoji32 的 `cpu` 配置中是 8x8，其他配置中是 16x16）以及瓶颈处使用它。在**交叉注意力**中，查询来自像素，键和值则来自**条件**（condition）：标签就是这样传到图像上的。课程包中的 `attention` 与直接写出的公式结果相同：
 
 # %%
 q, k, v = torch.randn(1, 6, 8), torch.randn(1, 3, 8), torch.randn(1, 3, 8)
@@ -198,7 +198,7 @@ plt.show()
 
 # %% [markdown]
 # ## 9. 亲手实现前向过程、训练目标和采样步
-# **前向过程**：直接跳到第 $t$ 步：$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$。**训练目标**：DDPM 的简化损失 $L_\text{simple} = \mathbb{E}\,\lVert \epsilon - \epsilon_\theta(x_t, t, y)\rVert^2$；面向 CPU 的配置则改为预测 $v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0$（v 预测，v-prediction），它在第 1 课中训练得更快（对应 YAML 中的 `prediction_type`）。**采样步**：先由预测求出它所对应的干净图像 $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$（或 $\sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$），并裁剪到 $[-1, 1]$；然后取后验 $q(x_{t-1} \mid x_t, \hat x_0)$ 的均值（Ho et al. 2020, eq. 7），
+# **前向过程**：直接跳到第 $t$ 步：$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$。**训练目标**：DDPM 的简化损失 $L_\text{simple} = \mathbb{E}\,\lVert \epsilon - \epsilon_\theta(x_t, t, y)\rVert^2$；emoji32 的配置（所有预设）则改为预测 $v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,x_0$（v 预测，v-prediction），它在第 1 课中训练得更快；CIFAR-10 和 CelebA 的配置仍预测 $\epsilon$（对应 YAML 中的 `prediction_type`）。**采样步**：先由预测求出它所对应的干净图像 $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$（或 $\sqrt{\bar\alpha_t}\,x_t - \sqrt{1-\bar\alpha_t}\,\hat v$），并裁剪到 $[-1, 1]$；然后取后验 $q(x_{t-1} \mid x_t, \hat x_0)$ 的均值（Ho et al. 2020, eq. 7），
 #
 # $$\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\hat x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,$$
 #
@@ -222,7 +222,7 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 
 # %% [markdown]
 # ## 10. 这台设备上该用 bf16 吗？
-# bf16 的 autocast（自动类型转换）让激活值的内存读写量减半。这能否让一个训练步（training step）变快，取决于硬件和模型的大小，所以要实测，而不是想当然。在本课程那台没有 bf16 运算单元的 2 核 CPU 上，bf16 让 `cpu` 模型每一步的耗时变成了原来的 15.6 倍。在 H100 上，emoji32 的 `gpu` 模型（15.6M 个参数）的耗时是原来的 1.18 倍（反而*更慢*），CIFAR-10 的 `gpu` 模型（27.9M）是 0.91 倍（更快），64x64 的 CelebA 模型是 1.01 倍（没有收益）（README，`bench/bench_lesson4.py throughput --preset gpu`）。因此 emoji32 的 `gpu` 配置用 float32 训练（`mixed_precision: "no"`），CIFAR-10 和 CelebA 的配置则用 `auto`（GPU 有 bf16 运算单元时就用 bf16）。下面在这台设备上实测：以预设的批量大小（batch size）运行一个训练步，几种精度交替运行：
+# bf16 的 autocast（自动类型转换）让激活值的内存读写量减半。这能否让一个训练步（training step）变快，取决于硬件和模型的大小，所以要实测，而不是想当然。在本课程那台没有 bf16 运算单元的 2 核 CPU 上，批量大小 32 时（README），bf16 让 `cpu` 模型每一步的耗时变成了原来的 15.6 倍；按配置的批量大小 16，本笔记本保存的这次运行里，下面单元格测得约 11 倍。在 H100 上，emoji32 的 `gpu` 模型（15.6M 个参数）的耗时是原来的 1.18 倍（反而*更慢*），CIFAR-10 的 `gpu` 模型（27.9M）是 0.91 倍（更快），64x64 的 CelebA 模型是 1.01 倍（没有收益）（README；`bench/bench_lesson4.py throughput --preset gpu`，以及加上 `--config-only` 的 `--task cifar10` 和 `--task celeba`）。因此 emoji32 的 `gpu` 配置用 float32 训练（`mixed_precision: "no"`），CIFAR-10 和 CelebA 的配置则用 `auto`（GPU 有 bf16 运算单元时就用 bf16）。下面在这台设备上实测：以预设的批量大小（batch size）运行一个训练步，几种精度交替运行：
 
 # %%
 model = model.to(device)
@@ -236,7 +236,7 @@ for name, seconds in timing.items():
 # ## 11. 带 EMA 的训练
 # 用第 1 至第 3 课共用的训练循环来训练它，噪声调度器则换成我们亲手写的 `CosineDDPM`（训练循环会用到它的 `add_noise` 和训练目标）。训练循环还会维护一份权重的**指数移动平均**，即 diffusers 的 `EMAModel`：每一步之后执行 $\theta_\text{EMA} \leftarrow d\,\theta_\text{EMA} + (1-d)\,\theta$，其中 $d$ 逐渐增大到配置中的 `ema_decay`。平均能抹平最后若干步更新中的噪声；它能否带来更好的样本，在下一节实测。检查点（checkpoint）以原子方式写入，重新运行时会断点续训（resume）。
 #
-# `cpu` 配置还打开了**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）：每十个标签中有一个被换成全零向量，即“无标签”，于是同一个网络也学会了不看标签时的预测。采样时再用**无分类器引导**（配置 `sample` 部分的 `guidance_scale: 2`），第 1 课预告过它，第 3 课讲解过它：$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，每一步要算两次模型。课末的练习会让你亲手实现它，并测量它的效果。
+# emoji32 的 `cpu` 配置还打开了**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）：每十个标签中有一个被换成全零向量，即“无标签”，于是同一个网络也学会了不看标签时的预测。采样时再用**无分类器引导**（配置 `sample` 部分的 `guidance_scale: 2`），第 1 课预告过它，第 3 课讲解过它：$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，每一步要算两次模型。课末的练习会让你亲手实现它，并测量它的效果。
 #
 # 优化器是 AdamW，沿用第 1 课的 `adam_betas: [0.9, 0.99]`：梯度平方的滑动平均大约只记住最近 100 步，而不是 1,000 步，这更适合只有 2,000 步左右的训练。与 Adam 默认的 0.999 用四个种子成对地并排训练比较，它让中位数提高了一个百分点左右，种子之间的波动则缩小了一半（README 第 4 课部分）。
 #
@@ -252,7 +252,7 @@ plt.show()
 
 # %% [markdown]
 # ## 12. 实测样本：EMA 权重对比原始权重
-# 保存下来的管线（pipeline）使用 diffusers 的 `DDPMScheduler`，测试已经证明它与我们的 `CosineDDPM` 等价。两组权重从相同的噪声出发，为相同的标签采样；一个在真实图像上训练的分类器（即评判分类器，judge classifier）给出样本属于所要求类别的比例，而样本与真实图像在特征统计量上的距离则给出基于分类器的 FID（越低越好；括号中是真实图像对真实图像的值）。CIFAR-10 和 CelebA 的离线替代数据（20 张图像、没有属性的人脸）太少，无法在上面训练评判分类器，因此用它们时这个单元格不做任何测量。
+# 保存下来的管线（pipeline）使用 diffusers 的 `DDPMScheduler`，测试已经证明它与我们的 `CosineDDPM` 等价。两组权重从相同的噪声出发，为相同的标签采样；一个在真实图像上训练的分类器（即评判分类器，judge classifier）给出样本属于所要求类别的比例，而样本与真实图像在特征统计量上的距离则给出基于分类器的 FID（越低越好；括号中是真实图像对真实图像的值）。CelebA 没有评判分类器（它的标签是属性而不是类别），CIFAR-10 的离线替代数据（20 张图像）又太少，无法训练评判分类器：用这两者时，这个单元格不做任何测量。
 
 # %%
 s = cfg["sample"]
@@ -276,11 +276,11 @@ if cfg.get("judge") and not train_set.smoke_only:
     plt.show()
 
 # %% [markdown]
-# 可以期待什么（README 第 4 课部分；500 个 DDPM 25 步样本，种子 0）：在 `cpu` 预设下、按配置的引导强度 2 采样时，随仓库提供的检查点的 EMA 权重有 77.8% 被评判分类器判对（相当于评判分类器在真实 emoji 上 82.6% 的 94%），分类器 FID 为 22.2；不加引导时为 67.4%。原始权重为 76.2%（FID 22.4），这点差别还不如同一配方两次训练之间的差别大（见下文）。在 GPU 上，`gpu` 配置（不加引导）训练了 3,648 步、批量大小 128，EMA 明显更好：85.8% 对 80.6%，FID 8.07 对 13.53。要平均的步数多时，平均才有回报；在学习率较高的短训练里，最后的权重本来就离平均值不远。`cpu` 预设下国旗能认出来，人脸是带五官的黄色圆盘；食物（45%）和地点还认不出是什么东西。为什么不在 CPU 上用 `gpu` 配置：把它和 `cpu` 配置放在一起、交替训练同样的 540 秒，做两次（`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`），它只走了 22 步和 23 步，所有样本都被判成动物（20%，等于随机猜）；`cpu` 配置（当时还用 Adam 的默认 beta）走了 1,711 步和 1,712 步，判对率分别为 73.6% 和 69.2%。
+# 可以期待什么（README 第 4 课部分；500 个 DDPM 25 步样本，种子 0）：在 `cpu` 预设下、按配置的引导强度 2 采样时，随仓库提供的检查点的 EMA 权重有 77.8% 被评判分类器判对（相当于评判分类器在真实 emoji 上 82.6% 的 94%），分类器 FID 为 22.2；不加引导时为 67.4%。原始权重为 76.2%（FID 22.4），这点差别还不如同一配方两次训练之间的差别大（见下文）。在 GPU 上（`gpu` 配置，当时用 bf16，300 秒上限时停在 3,648 步，批量大小 128；不加引导，2,500 个 DDPM 50 步样本），EMA 明显更好：85.8% 对 80.6%，FID 8.07 对 13.53。要平均的步数多时，平均才有回报；在学习率较高的短训练里，最后的权重本来就离平均值不远。`cpu` 预设下国旗能认出来，人脸是带五官的黄色圆盘；食物（45%）和地点还认不出是什么东西。为什么不在 CPU 上用 `gpu` 配置：把它和 `cpu` 配置放在一起、交替训练同样的 540 秒，做两次（`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`），它只走了 22 步和 23 步，所有样本都被判成动物（20%，等于随机猜）；`cpu` 配置（当时还用 Adam 的默认 beta）走了 1,711 步和 1,712 步，判对率分别为 73.6% 和 69.2%。
 #
-# 这套配置最缺的是时间。在后来一台同类但更快的机器上（540 秒跑了 2,448 步），一个模型的判对率为 77.6%（评判分类器准确率的 94%），FID 19.8；同一配置训练两倍时间（4,902 步）后达到 81.2%（评判分类器的 98%），FID 13.5，其中笑脸从 59% 升到 78%，食物仍停在 38%（`python bench/bench_lesson4.py budgets`，每种各一个模型，用的是 Adam 的默认 beta）。在本课程的机器上，这套配置一共训练了七个模型（540 秒内 2,096 到 2,254 步），判对率在 73.0% 到 78.6% 之间，中位数 77.8%（评判分类器的 94%；`bench_lesson4.py side-by-side`），七个里有三个达到 95%。调高引导强度并不是捷径：引导强度 3 让随仓库提供的检查点升到 84.0%，却让另一个模型降到 66.4%，它的国旗被引导过了头，被判成了别的类别。想在自己的机器上走得更远，就调大 `cfg["train"]["time_limit_s"]`（还有 `max_steps`：在快的机器上，先让训练停下的是它），再重新运行第 11 节。
+# 这套配置最缺的是时间。在同类机器上的一次运行中（540 秒跑了 2,448 步），一个模型的判对率为 77.6%（评判分类器准确率的 94%），FID 19.8；同一配置训练两倍时间（4,902 步）后达到 81.2%（评判分类器的 98%），FID 13.5，其中笑脸从 59% 升到 78%，食物仍停在 38%（`python bench/bench_lesson4.py budgets --seeds 0`，每种各一个模型，当时配置还用 Adam 的默认 beta）。在本课程的机器上，这套配置一共训练了七个模型（540 秒内 2,096 到 2,254 步），判对率在 73.0% 到 78.6% 之间，中位数 77.8%（评判分类器的 94%；`bench_lesson4.py recipe` 与 `side-by-side`），七个里有三个达到 95%。调高引导强度并不是捷径：引导强度 3 让随仓库提供的检查点升到 84.0%，却让另一个模型降到 66.4%，它的国旗被引导过了头，被判成了别的类别。想在自己的机器上走得更远，就调大 `cfg["train"]["time_limit_s"]`（还有 `max_steps`：在快的机器上，先让训练停下的是它），再重新运行第 11 节。
 #
-# 本笔记本中保存的输出，来自训练那个检查点的同一台机器（AMD EPYC，family 25，2 个核，支持 AVX2、不支持 AVX-512）：第 11 节在 540 秒内跑到 2,118 步，本单元格判定 EMA 权重的正确率为 76.8%（评判分类器准确率的 93%），FID 23.6；原始权重同为 76.8%，FID 23.1，两者都是按引导强度 2 采样。英文笔记本在同一台机器上跑到 2,150 步，EMA 权重为 77.8%：同一配方跑两次，结果会相差一两个百分点。练习的 800 步训练在这台机器上用了 325 秒，得到的数字与下面的参考值完全一致（23.0 / 58.5 / 89.0%）。
+# 本笔记本中保存的输出，来自训练那个检查点的同一台机器（AMD EPYC，family 25，2 个核，支持 AVX2、不支持 AVX-512）：第 11 节在 540 秒内跑到 2,118 步，上面的单元格判定 EMA 权重的正确率为 76.8%（评判分类器准确率的 93%），FID 23.6；原始权重同为 76.8%，FID 23.1，两者都是按引导强度 2 采样。英文笔记本在同一台机器上跑到 2,150 步，EMA 权重为 77.8%：同一配方跑两次，结果会相差一两个百分点。练习的 800 步训练在这台机器上用了 325 秒，得到的数字与下面的参考值完全一致（23.0 / 58.5 / 89.0%）。
 
 # %% [markdown]
 # ## 13. 我们的采样器与 diffusers 的采样器
@@ -308,7 +308,7 @@ display(Image(filename=str(gif)))
 # ## 15. 同时使用多个标签（多热）
 # 对标签词元做交叉注意力时，开启了多少个标签并不重要：条件是一个向量，其中任何一项都可以是 1。这能展示出什么，取决于数据：
 # - **Twemoji**（离线）：每个表情符号还有一个子类（subcategory，如“face-smiling”、“food-fruit”）。数据的多热版本给每个表情符号同时打上这两级标签，共 5 + 46 位；用它训练一个模型（这里的训练预算更短），然后在每一行中要求它生成某个大类及该大类最常见的子类。
-# - **CelebA**：标签本身就是属性（`Male`、`Smiling`、`Eyeglasses` 等），所以直接让上面训练好的模型生成：先每行一个属性，再是属性的两两组合。
+# - **CelebA**：标签本身就是属性（`Male`、`Smiling`、`Eyeglasses` 等），所以直接让上面训练好的模型生成属性的两两组合（Male + Smiling、Smiling + Eyeglasses、Eyeglasses + Blond_Hair）。
 # - **CIFAR-10**：训练时每张图像只有一个类别；让上面训练好的模型同时生成两个类别（“cat”和“dog”），这是它从未见过的组合。预计会得到两者的混合，或者其中一个类别占上风。
 #
 # **运行之前：** 使用 Twemoji 时，在 `cpu` 预设下，这个单元格还要再训练一个模型，最多 3 分钟（600 步或 180 秒，先到者为准）。
@@ -359,7 +359,7 @@ except ImportError:
 # ## 练习：在从零构建的 UNet 上使用无分类器引导
 # 第 3 课对文本使用了引导，上面 `cpu` 配置的主训练也已经对标签做了引导。这里请你在更短的预算下亲手实现一遍，并测量完整的引导强度扫描：用**标签丢弃**训练（即配置中 `exercise` 部分的 `cond_drop_prob`：十分之一的标签会变成全零向量，也就是“无标签”），然后按 $\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$ 采样，$s$ 分别取 0、1 和 3，并测量每种情况下的类别准确率（class accuracy）。引导对这个模型有帮助吗？
 #
-# 填写 `guided_accuracy` 中的 TODO，运行它，然后运行练习检查（exercise check）；参考答案在紧随其后的折叠单元格中。**运行之前：** 在 `cpu` 预设下，它训练 800 步、批量大小 32（不设时间上限，这样下面的检查在每台机器上意义都一样：在测得参考值的机器上用了 240 秒，在本课程较慢的 2 核机器上大约 6 分钟），然后采样 600 张图像（三个引导强度下每类各 40 张）。
+# 填写 `guided_accuracy` 中的 TODO，运行它，然后运行练习检查（exercise check）；参考答案在紧随其后的折叠单元格中。**运行之前：** 用 Twemoji 在 `cpu` 预设下，它训练 800 步、批量大小 32（不设时间上限，这样下面的检查在每台机器上意义都一样：在本课程的 2 核机器上约 5.5 分钟，测得参考值时用了 332 秒），然后采样 600 张图像（三个引导强度下每类各 40 张）。
 
 # %%
 def guided_accuracy(cfg, train_set, seed=0):
