@@ -43,6 +43,29 @@ def test_torchvision_layout_is_used_when_present(tmp_path):
     assert torch.equal(ds.labels, torch.from_numpy(y.astype(np.int64)))
 
 
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_files_put_in_by_hand_are_read_gzipped_or_not(tmp_path, suffix):
+    """A learner without network puts the four files, as downloaded (.gz) or unpacked, in ROOT/FashionMNIST/raw:
+    they are read without torchvision, which accepts only unpacked ones, and without any download."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 14), ("t10k", 6)):
+        x, y = _fake_digits(n, seed=n)
+        write_idx(raw / f"{split}-images-idx3-ubyte{suffix}", x)
+        write_idx(raw / f"{split}-labels-idx1-ubyte{suffix}", y)
+    ds = load_dataset("fashion_mnist", "train", root=tmp_path, verbose=False)
+    assert ds.source.startswith("torchvision files") and len(ds) == 14
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(_fake_digits(14, seed=14)[0]))
+
+
+def test_half_a_set_of_files_put_in_by_hand_is_refused_clearly(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "train-images-idx3-ubyte.gz", _fake_digits(4)[0])
+    with pytest.raises(DatasetUnavailableError, match="not all.*Put all four"):
+        load_dataset("fashion_mnist", "train", root=tmp_path, verbose=False)
+
+
 def test_fashion_offline_reads_debian_layout(tmp_path, monkeypatch):
     for split, n in (("train", 12), ("t10k", 8)):
         x, y = _fake_digits(n, seed=n)

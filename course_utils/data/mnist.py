@@ -71,6 +71,19 @@ def load_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
 
 
+def _from_raw_files(cls_name: str, root: Path, split: str):
+    """torchvision's files put in ROOT/NAME/raw by hand, as downloaded (``.gz``) or unpacked, read directly:
+    torchvision itself accepts only unpacked ones."""
+    raw = root / cls_name / "raw"
+    try:
+        x, y = load_idx_pair(raw, split)
+    except FileNotFoundError as e:
+        raise DatasetUnavailableError(f"{raw} holds some of {cls_name}'s files but not all ({e}). Put all four "
+                                      "there ({train,t10k}-{images-idx3,labels-idx1}-ubyte, with or without .gz), "
+                                      "or remove the folder.") from None
+    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
 def _from_torchvision(cls_name: str, root: Path, split: str, download: bool):
     cls = getattr(torchvision.datasets, cls_name)
     with network_timeout(10):
@@ -161,8 +174,11 @@ def load_mnist(name: str = "mnist", split: str = "train", source: str = "auto", 
             print(f"[data] {name}/{split}: {msg}", file=sys.stderr)
 
     images = labels = None
-    if source == "torchvision" or (source == "auto" and _torchvision_files_present(tv_name, root)):
-        images, labels = _from_torchvision(tv_name, root, split, download=(source == "torchvision"))
+    if source == "auto" and _torchvision_files_present(tv_name, root):
+        images, labels = _from_raw_files(tv_name, root, split)
+        used = f"torchvision files ({root / tv_name / 'raw'})"
+    elif source == "torchvision":
+        images, labels = _from_torchvision(tv_name, root, split, download=True)
         used = f"torchvision ({root / tv_name})"
     elif source == "auto":
         try:
