@@ -273,15 +273,15 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 
 # %% [markdown]
 # ## 10. bf16 on this device?
-# bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware
-# and on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made
-# the `cpu` model's step 15.6 times slower at batch 32 (README), and about 10 times at the config's batch 16 in the
-# stored run of the cell below. On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M
-# parameters), 0.91 times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64
-# (README; `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with
-# `--config-only`): the emoji32 `gpu` config therefore trains in float32
-# (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with `auto` (bf16 where the GPU has bf16 units).
-# Measured here, one training step at the preset's batch size, the variants interleaved:
+# bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
+# on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
+# `cpu` model's step 15.6 times slower at batch 32 (README), and about 11 times at the config's batch 16 in the stored
+# run of the cell below. On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
+# times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64 (README;
+# `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with `--config-only`): the
+# emoji32 `gpu` config therefore trains in float32 (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with
+# `auto` (bf16 where the GPU has bf16 units). Measured here, one training step at the preset's batch size, the variants
+# interleaved:
 
 # %%
 model = model.to(device)
@@ -305,12 +305,15 @@ for name, seconds in timing.items():
 # lesson 3 explained: $\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$, two evaluations per
 # step. The exercise at the end builds and measures it yourself.
 #
-# The optimizer is AdamW with lesson 1's `adam_betas: [0.9, 0.99]`: its average of squared gradients remembers about
-# 100 steps instead of 1,000, which suits a run of about 2,000 steps. Trained side by side with Adam's default 0.999
-# on four seeds, it moved the median by a point and halved the spread between seeds (README, lesson 4).
+# The optimizer is AdamW with lesson 1's `adam_betas: [0.9, 0.99]`: its average of squared gradients remembers about 100
+# steps instead of 1,000, which suits a run of about 2,000 steps. Trained side by side with Adam's default 0.999 on four
+# seeds, it moved the median by a point and halved the spread between seeds (README, lesson 4). The EMA decay is lesson
+# 1's too, `ema_decay: 0.999`: with the warm-up $d = \min(0.999, 1 - (1 + \text{step})^{-0.75})$ reaches about 0.9967 by
+# step 2,000, an average over about the last 300 steps; a cap of 0.995 held it from step 1,170 on, about the last 200.
+# Side by side on two seeds, 0.999 was judged 5.2 and 1.8 points more accurate (README, lesson 4).
 #
 # **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
-# (on this course's 2-core machine the shipped checkpoint ran 2,168 of the config's 3,000 steps of batch 16 in it).
+# (on this course's 2-core machine the shipped checkpoint ran 2,077 of the config's 3,000 steps of batch 16 in it).
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
@@ -352,32 +355,33 @@ if cfg.get("judge") and not train_set.smoke_only:
 
 # %% [markdown]
 # What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0): at `cpu`, with guidance at the config's scale 2,
-# the shipped checkpoint's EMA weights were judged correct 77.8% of the time (94% of the judge's own 82.6% on real
-# emoji), classifier FID 22.2; unguided, 67.4%. Its raw weights gave 76.2% (FID 22.4), a smaller difference than between
-# two models of the same recipe (below). On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of
-# batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better: 85.8% against 80.6%, FID 8.07 against 13.53.
-# The average pays off when there are many steps to average; in a short run with a high learning rate, the last weights
-# are already close to it. At `cpu` flags are recognisable and faces are yellow discs with features; food (45%) and
-# places are not yet recognisable objects. Why not the `gpu` config on a CPU: trained side by side with the `cpu` config
-# for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took
-# 22 and 23 steps and every sample was judged an animal (20%, chance); the `cpu` config (then with Adam's default betas)
-# took 1,711 and 1,712 steps and was judged 73.6% and 69.2% correct.
+# the shipped checkpoint's EMA weights were judged correct 80.4% of the time (97% of the judge's own 82.6% on real
+# emoji), classifier FID 21.5. Its raw weights gave 81.2% (FID 20.5): at this budget the average and the last weights
+# differ by less than two models of the same recipe do (below). On a GPU (the `gpu` config, then in bf16, stopped at 300
+# s after 3,648 steps of batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better: 85.8% against 80.6%,
+# FID 8.07 against 13.53. The average pays off when there are many steps to average; in a short run with a high learning
+# rate, the last weights are already close to it. At `cpu` flags are recognisable and faces are yellow discs with
+# features; food (52%) and places are not yet recognisable objects. Why not the `gpu` config on a CPU: trained side by
+# side with the `cpu` config for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu
+# --per-class 50`), it took 22 and 23 steps and every sample was judged an animal (20%, chance); the `cpu` config (then
+# with Adam's default betas) took 1,711 and 1,712 steps and was judged 73.6% and 69.2% correct.
 #
 # What this config lacks most is time. In one run on this kind of machine that reached 2,448 steps in the 540 s, one
 # model was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902 steps)
 # gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38% (`python
-# bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used Adam's default betas). Seven
-# models of the config on the course's machine (2,096 to 2,254 steps in 540 s) were judged 73.0% to 78.6% correct,
-# median 77.8% (94% of the judge; `bench_lesson4.py recipe` and `side-by-side`); three of the seven reached 95%. A
-# higher guidance scale is no shortcut: scale 3 took the shipped checkpoint to 84.0% but another model to 66.4%, whose
-# flags, guided too hard, were taken for another category. To go further on your machine, raise
+# bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used Adam's default betas). Five
+# models of the config on the course's machine (2,027 to 2,077 steps in 540 s: two of `bench_lesson4.py side-by-side`,
+# the checkpoint of `recipe` and this lesson's two stored runs) were judged 76.0% to 80.8% correct, median 78.8% (95.4%
+# of the judge); with the EMA decay at 0.995, eleven models had a median of 77.2% (93%). A higher guidance scale is no
+# shortcut: on the previous checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at
+# scale 3: its flags, guided too hard, were taken for another category. To go further on your machine, raise
 # `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
 # again.
 #
 # The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
-# family 25, AVX2 but not AVX-512): section 11 reached 2,150 steps in its 540 s, and the cell above judged the EMA
-# weights 77.8% correct (94% of the judge), FID 21.6, and the raw weights 78.0%, FID 21.5, both at scale 2. The
-# exercise's 800 steps took 326 s there and gave exactly the reference figures below (23.0 / 58.5 / 89.0%).
+# family 25, AVX2 but not AVX-512): section 11 reached 2,051 steps in its 540 s, and the cell above judged the EMA
+# weights 77.0% correct (93% of the judge), FID 20.9, and the raw weights 78.0%, FID 20.4, both at scale 2. The
+# exercise's 800 steps took 320 s there and gave exactly the reference figures below (23.0 / 58.5 / 89.0%).
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -550,7 +554,7 @@ except ImportError:
 #   nearest-neighbour + convolution up.
 # - The cosine schedule, the forward process and the DDPM sampling step fit in a few lines each, and equal diffusers'
 #   on the same inputs.
-# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (77.8% against 76.2%),
+# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (80.4% against 81.2%),
 #   five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a CPU and on an H100.
 # - Label tokens make one-hot classes and multi-hot attributes the same problem, and label dropout adds
 #   classifier-free guidance.
