@@ -27,35 +27,26 @@ def test_idx_rejects_other_files(tmp_path):
         read_idx(tmp_path / "bad")
 
 
-def test_torchvision_layout_is_used_when_present(tmp_path):
-    """The real path: torchvision's MNIST files in ROOT/MNIST/raw are read without any download."""
-    raw = tmp_path / "MNIST" / "raw"
+@pytest.mark.parametrize("name, folder, suffix, source", [("mnist", "MNIST", "", "auto"),
+                                                           ("fashion_mnist", "FashionMNIST", ".gz", "auto"),
+                                                           ("fashion_mnist", "FashionMNIST", "", "auto"),
+                                                           ("mnist", "MNIST", "", "torchvision")])
+def test_torchvision_files_are_read_gzipped_or_not(tmp_path, name, folder, suffix, source):
+    """The real path's files in ROOT/NAME/raw, torchvision's layout, are read without any download: unpacked, or
+    as downloaded (.gz), which a learner without network puts there by hand and torchvision alone would refuse;
+    with ``source="torchvision"`` torchvision itself reads the unpacked ones."""
+    raw = tmp_path / folder / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 30), ("t10k", 20)):
         x, y = _fake_digits(n, seed=n)
-        write_idx(raw / f"{split}-images-idx3-ubyte", x)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", y)
-    ds = load_dataset("mnist", "test", root=tmp_path, verbose=False)
+        write_idx(raw / f"{split}-images-idx3-ubyte{suffix}", x)
+        write_idx(raw / f"{split}-labels-idx1-ubyte{suffix}", y)
+    ds = load_dataset(name, "test", source=source, root=tmp_path, verbose=False)
     x, y = _fake_digits(20, seed=20)
-    assert ds.source.startswith("torchvision")
+    assert ds.source.startswith("torchvision files" if source == "auto" else "torchvision (")
     assert ds.images.shape == (20, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert torch.equal(ds.images[:, 0], torch.from_numpy(x))
     assert torch.equal(ds.labels, torch.from_numpy(y.astype(np.int64)))
-
-
-@pytest.mark.parametrize("suffix", ["", ".gz"])
-def test_files_put_in_by_hand_are_read_gzipped_or_not(tmp_path, suffix):
-    """A learner without network puts the four files, as downloaded (.gz) or unpacked, in ROOT/FashionMNIST/raw:
-    they are read without torchvision, which accepts only unpacked ones, and without any download."""
-    raw = tmp_path / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for split, n in (("train", 14), ("t10k", 6)):
-        x, y = _fake_digits(n, seed=n)
-        write_idx(raw / f"{split}-images-idx3-ubyte{suffix}", x)
-        write_idx(raw / f"{split}-labels-idx1-ubyte{suffix}", y)
-    ds = load_dataset("fashion_mnist", "train", root=tmp_path, verbose=False)
-    assert ds.source.startswith("torchvision files") and len(ds) == 14
-    assert torch.equal(ds.images[:, 0], torch.from_numpy(_fake_digits(14, seed=14)[0]))
 
 
 def test_half_a_set_of_files_put_in_by_hand_is_refused_clearly(tmp_path):
