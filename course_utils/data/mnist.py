@@ -71,17 +71,22 @@ def load_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return read_idx(find("images-idx3")), read_idx(find("labels-idx1"))
 
 
+def _idx_tensors(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`load_idx_pair` as (N, 1, 28, 28) uint8 images and int64 labels."""
+    x, y = load_idx_pair(folder, split)
+    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
 def _from_raw_files(cls_name: str, root: Path, split: str):
     """torchvision's files put in ROOT/NAME/raw by hand, as downloaded (``.gz``) or unpacked, read directly:
     torchvision itself accepts only unpacked ones."""
     raw = root / cls_name / "raw"
     try:
-        x, y = load_idx_pair(raw, split)
+        return _idx_tensors(raw, split)
     except FileNotFoundError as e:
         raise DatasetUnavailableError(f"{raw} holds some of {cls_name}'s files but not all ({e}). Put all four "
                                       "there ({train,t10k}-{images-idx3,labels-idx1}-ubyte, with or without .gz), "
                                       "or remove the folder.") from None
-    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
 
 
 def _from_torchvision(cls_name: str, root: Path, split: str, download: bool):
@@ -139,8 +144,7 @@ def _fashion_offline(split: str, folder: Path = FASHION_DEBIAN_DIR):
             f"Install Debian's package with `sudo apt-get install dataset-fashion-mnist` (it fills {folder}; "
             "`make setup` does it when run as root), or put torchvision's FashionMNIST files in "
             "DATA/FashionMNIST/raw (DATA: $COURSE_DATA_DIR, else data/ of the course's folder).")
-    x, y = load_idx_pair(folder, split)
-    return torch.from_numpy(x.copy()).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    return _idx_tensors(folder, split)
 
 
 _LOADERS = {
