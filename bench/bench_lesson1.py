@@ -44,6 +44,7 @@ from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
 from common import (add_recipe_arguments, announce, budgets, judged_figures, preset_recipes, report, side_by_side,
+                    speedups,
                     steps_within)
 
 
@@ -86,54 +87,6 @@ def throughput(rounds: int, batch: int = 32) -> dict:
     out["ratio source/cpu-preset"] = round(med["source recipe model, fp32"] / base, 2)
     out["ratio earlier/cpu-preset"] = round(med["earlier cpu model (16, 32, 64), fp32"] / base, 2)
     out["ratio bf16/fp32 (cpu preset)"] = round(med["cpu preset model, bf16 autocast"] / base, 2)
-    return out
-
-
-def speedups(rounds: int, batch: int = 32) -> dict:
-    """The cpu preset's model, one training step at its batch size, four ways interleaved: as it is (torch's default
-    threads), on one thread, in ``channels_last`` memory format, and compiled by ``torch.compile``, whose first steps
-    (the compilation) are timed apart: how many steps the compiled model must run before it has paid for them."""
-    cpu = cu.load_config("mnist", "cpu")
-
-    def fresh():
-        torch.manual_seed(0)
-        return ClassConditionedUnet(**cpu["model"])
-
-    threads = torch.get_num_threads()
-    compiled = torch.compile(fresh())
-    variants = {f"as it is ({threads} threads)": (fresh(), threads), "1 thread": (fresh(), 1),
-                "channels_last": (fresh().to(memory_format=torch.channels_last), threads),
-                "torch.compile": (compiled, threads)}
-    opts = {k: torch.optim.AdamW(m.parameters(), 1e-3) for k, (m, _) in variants.items()}
-    x, y, t = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,)), torch.randint(0, 1000, (batch,))
-
-    def step(k):
-        m, n = variants[k]
-        torch.set_num_threads(n)
-        inputs = x.to(memory_format=torch.channels_last) if k == "channels_last" else x
-        start = time.perf_counter()
-        loss = (m(inputs, t, y).float() - x).pow(2).mean()
-        loss.backward()
-        opts[k].step()
-        opts[k].zero_grad()
-        return time.perf_counter() - start
-
-    compile_s = step("torch.compile") + step("torch.compile")  # the first call compiles forward and backward
-    times = {k: [] for k in variants}
-    for r in range(rounds + 1):
-        for k in variants:
-            seconds = step(k)
-            if r:  # round 0 warms up
-                times[k].append(seconds)
-    torch.set_num_threads(threads)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    base = med[f"as it is ({threads} threads)"]
-    out = {"batch": batch, "rounds": rounds}
-    for k, sec in med.items():
-        out[k] = {"ms_per_step": round(sec * 1000, 1), "ratio_to_as_it_is": round(sec / base, 2)}
-    saved = base - med["torch.compile"]
-    out["torch.compile"].update(compile_seconds=round(compile_s, 1),
-                                steps_to_pay_for_it=round(compile_s / saved) if saved > 0 else None)
     return out
 
 
@@ -532,7 +485,7 @@ def main():
     if args.part == "throughput":
         result = throughput(args.rounds)
     elif args.part == "speedups":
-        result = speedups(args.rounds)
+        result = speedups("mnist", args.rounds)
     elif args.part == "step-parts":
         result = step_parts(args.rounds)
     elif args.part == "recipe":

@@ -1,6 +1,7 @@
 """Lesson 4 benchmarks (the hand-written UNet). Prints measured figures (and writes them as JSON under runs/).
 
   python bench/bench_lesson4.py throughput   # ms per training step of candidate layouts, fp32 vs bf16 autocast
+  python bench/bench_lesson4.py speedups --rounds 20   # the cpu model: 1 thread, channels_last, torch.compile
   python bench/bench_lesson4.py recipe       # train emoji32 on the cpu config, judge EMA and raw weights (~12 min)
   python bench/bench_lesson4.py guidance     # the exercise: label dropout, class accuracy per guidance scale
   python bench/bench_lesson4.py scales       # a checkpoint judged at guidance scales 1 to 5 (the config's 2)
@@ -27,7 +28,8 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side
+from common import (add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side,
+                    speedups)
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -98,7 +100,8 @@ def guidance(task: str, preset: str) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "guidance", "scales", "side-by-side", "budgets"])
+    p.add_argument("part", choices=["throughput", "speedups", "recipe", "guidance", "scales", "side-by-side",
+                                    "budgets"])
     p.add_argument("--task", default="emoji32", choices=["emoji32", "cifar10", "celeba"])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
@@ -115,6 +118,8 @@ def main():
     announce("bench_lesson4.py")
     if args.part == "throughput":
         result = throughput(args.task, args.preset, args.rounds, layouts=not args.config_only, fp32_only=args.fp32_only)
+    elif args.part == "speedups":
+        result = speedups(args.task, args.rounds)
     elif args.part == "recipe":
         result = recipe(args.task, args.preset, Path(args.out or f"runs/bench-{args.task}-{args.preset}"), args.config)
     elif args.part == "budgets":

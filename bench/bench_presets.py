@@ -4,6 +4,7 @@ runs/).
 
   python bench/bench_presets.py steps --preset gpu   # on a GPU: ms per step (wall and GPU kernels), full time
   python bench/bench_presets.py steps --preset smoke --tasks mnist --warmup 2 --timed 3   # a quick check
+  python bench/bench_presets.py fused --preset cpu   # AdamW's fused kernel + foreach EMA against per-parameter loops
 
 Each task's model, data, noise schedule, precision and optimizer are the preset's (the same code as
 `python -m course_utils train TASK --preset P`, EMA included). After ``--warmup`` steps, ``--timed`` steps are
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -94,9 +96,47 @@ def preset_steps(task: str, preset: str, warmup: int, timed: int, profiled: int)
     return out
 
 
+def fused_comparison(task: str, preset: str, warmup: int, timed: int) -> dict:
+    """One task's preset trained twice from the same weights, with ``fused_optimizer`` on (AdamW's fused kernel, the
+    EMA's foreach update) and off (per-parameter loops), one step of each in turn: ms per whole training step (data,
+    forward, backward, clipping, optimizer, EMA), medians, their ratio, and the steps each fits in the preset's time
+    limit."""
+    cfg = cu.load_config(task, preset)
+    data, encoder = training_data(cfg, verbose=False)
+    full = cu.TrainConfig.from_config(cfg, len(data))
+    runs, times = {}, {}
+    for fused in (True, False):
+        run_cfg = dataclasses.replace(full, max_steps=warmup + timed + 1, time_limit_s=None, checkpoint_every=0,
+                                      fused_optimizer=fused)
+        torch.manual_seed(0)
+        model = cu.build_model(cfg, data, encoder)
+        null = null_condition_of(model, data) if run_cfg.cond_drop_prob > 0 else None
+        name = "fused" if fused else "per-parameter loops"
+        runs[name] = training_run(model, cu.build_noise_scheduler(cfg), data, run_cfg, null_condition=null,
+                                  progress=False)
+        times[name] = []
+    cuda = torch.cuda.is_available()
+    for i in range(warmup + timed):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            next(run)
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    out = {"batch_size": full.batch_size, "timed_steps": timed}
+    for name, sec in med.items():
+        out[name] = {"ms_per_step": round(1000 * sec, 1)}
+        if full.time_limit_s:
+            out[name]["steps_in_time_limit"] = int(full.time_limit_s / sec)
+    out["ratio loops/fused"] = round(med["per-parameter loops"] / med["fused"], 3)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["steps"])
+    p.add_argument("part", choices=["steps", "fused"])
     p.add_argument("--preset", default="gpu")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=TASKS)
     p.add_argument("--warmup", type=int, default=30, help="steps run before timing (set-up, first kernels)")
@@ -105,19 +145,22 @@ def main() -> None:
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one task, JSON out
     args = p.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(preset_steps(args.tasks[0], args.preset, args.warmup, args.timed, args.profiled)))
+        task = args.tasks[0]
+        result = (fused_comparison(task, args.preset, args.warmup, args.timed) if args.part == "fused" else
+                  preset_steps(task, args.preset, args.warmup, args.timed, args.profiled))
+        print("RESULT " + json.dumps(result))
         return
     announce("bench_presets.py")
     out = {}
     for task in args.tasks:
         # each task in a process of its own, as a learner runs it: Accelerate keeps one precision per process
-        child = subprocess.run([sys.executable, __file__, "steps", "--one", "--preset", args.preset, "--tasks", task,
+        child = subprocess.run([sys.executable, __file__, args.part, "--one", "--preset", args.preset, "--tasks", task,
                                 "--warmup", str(args.warmup), "--timed", str(args.timed),
                                 "--profiled", str(args.profiled)], capture_output=True, text=True)
         lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
         out[task] = json.loads(lines[-1][7:]) if lines else {"failed": child.stderr.strip().splitlines()[-1:]}
         print(task, out[task], flush=True)
-    report("presets", f"steps-{args.preset}", out)
+    report("presets", f"{args.part}-{args.preset}", out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@ JSON under runs/ (a bench's figures, with where they came from)."""
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,4 +233,63 @@ def settings_of(assignments: list[str]) -> dict:
         for name in sections:
             node = node.setdefault(name, {})
         node[key] = yaml.safe_load(value)
+    return out
+
+
+def speedups(task: str, rounds: int) -> dict:
+    """A task's cpu-preset model, one training step (forward, backward, AdamW) on one batch of its data at the
+    preset's batch size, four ways interleaved: as it is (torch's default threads), on one thread, in
+    ``channels_last`` memory format, and compiled by ``torch.compile``, whose first steps (the compilation) are
+    timed apart, in an empty cache: how many steps the compiled model must run before it has paid for them."""
+    import torch
+
+    import course_utils as cu
+
+    cfg = cu.load_config(task, "cpu")
+    data = cu.build_dataset(cfg, "train", verbose=False)
+    batch = cfg["train"]["batch_size"]
+    x, cond = next(iter(torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)))
+
+    def fresh():
+        torch.manual_seed(0)
+        return cu.build_model(cfg, data)
+
+    threads = torch.get_num_threads()
+    # an empty compilation cache, as on a learner's first run (a cache kept from an earlier run compiles in seconds)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
+    compiled = torch.compile(fresh())
+    variants = {f"as it is ({threads} threads)": (fresh(), threads), "1 thread": (fresh(), 1),
+                "channels_last": (fresh().to(memory_format=torch.channels_last), threads),
+                "torch.compile": (compiled, threads)}
+    opts = {k: torch.optim.AdamW(m.parameters(), 1e-3) for k, (m, _) in variants.items()}
+
+    def step(k):
+        m, n = variants[k]
+        torch.set_num_threads(n)
+        inputs = x.to(memory_format=torch.channels_last) if k == "channels_last" else x
+        t = torch.randint(0, 1000, (batch,))
+        start = time.perf_counter()
+        loss = (m(inputs, t, cond).float() - x).pow(2).mean()
+        loss.backward()
+        opts[k].step()
+        opts[k].zero_grad()
+        return time.perf_counter() - start
+
+    # the first calls compile forward and backward (a third call catches a recompilation)
+    compile_s = step("torch.compile") + step("torch.compile") + step("torch.compile")
+    times = {k: [] for k in variants}
+    for r in range(rounds + 1):
+        for k in variants:
+            seconds = step(k)
+            if r:  # round 0 warms up
+                times[k].append(seconds)
+    torch.set_num_threads(threads)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med[f"as it is ({threads} threads)"]
+    out = {"task": task, "batch": batch, "rounds": rounds}
+    for k, sec in med.items():
+        out[k] = {"ms_per_step": round(sec * 1000, 1), "ratio_to_as_it_is": round(sec / base, 2)}
+    saved = base - med["torch.compile"]
+    out["torch.compile"].update(compile_seconds=round(compile_s, 1),
+                                steps_to_pay_for_it=round(compile_s / saved) if saved > 0 else None)
     return out

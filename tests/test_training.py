@@ -89,6 +89,29 @@ def test_ema_weights_lag_behind_the_raw_weights(tiny_model, tiny_dataset):
     assert no_ema.model is no_ema.raw_model
 
 
+def test_fused_optimizer_and_ema_do_the_arithmetic_of_the_loops(tiny_dataset):
+    # fused_optimizer (the default) only changes how AdamW and the EMA run, not what they compute
+    from course_utils.models import ClassConditionedUnet
+
+    from course_fixtures import TINY_UNET
+
+    runs = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = ClassConditionedUnet(num_classes=10, sample_size=8, **TINY_UNET)
+        config = TrainConfig(max_steps=4, fused_optimizer=fused, **CFG)
+        runs.append(train_diffusion(model, make_noise_scheduler(), tiny_dataset, config, progress=False))
+    fused, loops = runs
+    assert fused.raw_model is not loops.raw_model
+    torch.testing.assert_close(fused.losses, loops.losses, rtol=1e-4, atol=1e-6)
+    # up to rounding: AdamW's m / sqrt(v) on tiny gradients rounds apart by a few hundredths of one step (lr 1e-3),
+    # so no weight may differ by more than a tenth of one step
+    step = CFG["learning_rate"] / 10
+    torch.testing.assert_close(_params(fused.raw_model), _params(loops.raw_model), rtol=0, atol=step)
+    torch.testing.assert_close(_params(fused.model), _params(loops.model), rtol=0, atol=step)
+    assert not torch.allclose(_params(fused.model), _params(fused.raw_model))  # the EMA did average
+
+
 def test_min_snr_weighting_downweights_low_noise_steps():
     sched = make_noise_scheduler()
     pred, target = torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4)
