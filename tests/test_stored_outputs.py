@@ -63,6 +63,31 @@ def test_stored_outputs_are_current_and_complete(path):
     assert not unexecuted, f"cells {unexecuted} were not executed"
 
 
+SHOW_SOURCE = re.compile(r"^show_source\((cu(?:\.\w+)+)\)$")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem[:2]}")
+def test_stored_package_source_is_the_packages_current_source(path):
+    # a cell that shows the package's code (show_source(cu.X)) stores it as text: a later change to the package
+    # leaves the notebook's code, and so its code hash, unchanged, but the stored text stale
+    import inspect
+
+    import course_utils as cu
+
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.get(META) is None:
+        pytest.skip("no stored outputs")
+    stale = []
+    for i, cell in enumerate(nb.cells):
+        found = cell.cell_type == "code" and SHOW_SOURCE.match(cell.source.strip())
+        if found:
+            shown = "".join(o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
+            if shown.strip() != inspect.getsource(eval(found.group(1), {"cu": cu})).strip():
+                stale.append(f"cell {i} ({found.group(1)})")
+    assert not stale, (f"{path.parent.name}/{path.name}: {', '.join(stale)} stored an older source than the "
+                       f"package's; run `python scripts/execute_notebooks.py {path.relative_to(ROOT)}`")
+
+
 def test_the_readme_gives_each_executed_notebooks_measured_time():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in NOTEBOOKS:

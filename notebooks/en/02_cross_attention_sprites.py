@@ -203,7 +203,7 @@ plt.show()
 # enough to keep them busy. For lesson 4's GPU models (15.6M to 27.9M parameters) it barely paid even on an H100:
 # bf16 autocast took 0.91 to 1.18 times the time of float32 per step (README, `bench/bench_lesson4.py throughput`),
 # and on this course's 2-core CPU without bf16 units it took 10 to 15 times as long (15.3x at batch 64 in
-# `bench/bench_lesson2.py throughput`; 10.2x at the cell's batch of 32 in the stored run below). So we
+# `bench/bench_lesson2.py throughput`; 10.7x at the cell's batch of 32 in the stored run below). So we
 # **measure** one training step under each precision on this device (interleaved, median of a few repeats):
 
 # %%
@@ -316,11 +316,12 @@ plt.show()
 # or batch size had moved food. To go further on your machine, raise `cfg["train"]["time_limit_s"]` and `max_steps` and
 # run the training cell again.
 #
-# The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
-# family 25, AVX2 but not AVX-512): the cell above reached 1,065 steps in its 540 s, and this cell judged 74.0%
-# correct (94% of the judge), FID 18.64. Two runs of the same recipe on the same machine differ by a few points
-# (70.4% for the checkpoint at 1,062 steps): read one run's figure as +-4. Section 8's two 120 s runs reached 278
-# and 256 steps there (concatenation 67.2%, cross-attention 41.6%).
+# The outputs stored in this notebook come from a machine of the same kind (2 cores of an AMD EPYC of family 25, AVX2
+# but not AVX-512) that ran faster than the one that trained the checkpoint: the cell above reached 1,306 steps in
+# its 540 s, and this cell judged 74.6% correct (95% of the judge), FID 20.00. Runs of the same recipe differ by a
+# few points (70.4% for the checkpoint at 1,062 steps; 76.6 to 78.4% for the three models at about 1,460): read one
+# run's figure as +-4. Section 8's two 120 s runs reached 424 and 322 steps there (concatenation 68.0%,
+# cross-attention 46.8%).
 
 # %%
 guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
