@@ -44,8 +44,7 @@ from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
 from common import (add_recipe_arguments, announce, budgets, judged_figures, preset_recipes, report, side_by_side,
-                    speedups,
-                    steps_within)
+                    speedups, steps_within)
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:

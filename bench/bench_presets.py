@@ -49,19 +49,23 @@ def kernel_seconds(prof) -> float:
     return total_us / 1e6
 
 
+def preset_run(cfg: dict, data, encoder, full, steps: int, **changes):
+    """The preset's model (seeded) and its training run as ``train`` would start it, long enough for a measurement
+    (``steps``) and without checkpoints or a time limit; ``changes`` set other TrainConfig fields."""
+    run_cfg = dataclasses.replace(full, max_steps=steps, time_limit_s=None, checkpoint_every=0, **changes)
+    torch.manual_seed(0)
+    model = cu.build_model(cfg, data, encoder)
+    null = null_condition_of(model, data) if run_cfg.cond_drop_prob > 0 else None
+    return model, training_run(model, cu.build_noise_scheduler(cfg), data, run_cfg, null_condition=null,
+                               progress=False)
+
+
 def preset_steps(task: str, preset: str, warmup: int, timed: int, profiled: int) -> dict:
     """One task's preset: parameters, batch, the preset's steps, ms per step (wall; GPU kernels), the full time."""
     cfg = cu.load_config(task, preset)
     data, encoder = training_data(cfg, verbose=False)
     full = cu.TrainConfig.from_config(cfg, len(data))
-    # the same run, long enough for the measurement and without checkpoints or a time limit
-    run_cfg = dataclasses.replace(full, max_steps=warmup + timed + profiled + 1, time_limit_s=None,
-                                  checkpoint_every=0)
-    torch.manual_seed(0)
-    model = cu.build_model(cfg, data, encoder)
-    sched = cu.build_noise_scheduler(cfg)
-    null = null_condition_of(model, data) if run_cfg.cond_drop_prob > 0 else None
-    run = training_run(model, sched, data, run_cfg, null_condition=null, progress=False)
+    model, run = preset_run(cfg, data, encoder, full, warmup + timed + profiled + 1)
     cuda = torch.cuda.is_available()
 
     def advance(n):
@@ -104,17 +108,9 @@ def fused_comparison(task: str, preset: str, warmup: int, timed: int) -> dict:
     cfg = cu.load_config(task, preset)
     data, encoder = training_data(cfg, verbose=False)
     full = cu.TrainConfig.from_config(cfg, len(data))
-    runs, times = {}, {}
-    for fused in (True, False):
-        run_cfg = dataclasses.replace(full, max_steps=warmup + timed + 1, time_limit_s=None, checkpoint_every=0,
-                                      fused_optimizer=fused)
-        torch.manual_seed(0)
-        model = cu.build_model(cfg, data, encoder)
-        null = null_condition_of(model, data) if run_cfg.cond_drop_prob > 0 else None
-        name = "fused" if fused else "per-parameter loops"
-        runs[name] = training_run(model, cu.build_noise_scheduler(cfg), data, run_cfg, null_condition=null,
-                                  progress=False)
-        times[name] = []
+    runs = {name: preset_run(cfg, data, encoder, full, warmup + timed + 1, fused_optimizer=fused)[1]
+            for name, fused in (("fused", True), ("per-parameter loops", False))}
+    times = {name: [] for name in runs}
     cuda = torch.cuda.is_available()
     for i in range(warmup + timed):
         for name, run in runs.items():

@@ -23,15 +23,17 @@ def test_loss_decreases_on_a_fixed_batch(tiny_model, tiny_dataset):
     assert sum(res.losses[-5:]) / 5 < sum(res.losses[:5]) / 5
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
+def _fresh_tiny_unet():
     from course_utils.models import ClassConditionedUnet
 
     from course_fixtures import TINY_UNET
 
-    def fresh():
-        torch.manual_seed(0)
-        return ClassConditionedUnet(num_classes=10, sample_size=8, **TINY_UNET)
+    torch.manual_seed(0)
+    return ClassConditionedUnet(num_classes=10, sample_size=8, **TINY_UNET)
 
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_dataset, tmp_path):
+    fresh = _fresh_tiny_unet
     sched = make_noise_scheduler()
     full = train_diffusion(fresh(), sched, tiny_dataset, TrainConfig(max_steps=6, **CFG), progress=False)
 
@@ -91,16 +93,9 @@ def test_ema_weights_lag_behind_the_raw_weights(tiny_model, tiny_dataset):
 
 def test_fused_optimizer_and_ema_do_the_arithmetic_of_the_loops(tiny_dataset):
     # fused_optimizer (the default) only changes how AdamW and the EMA run, not what they compute
-    from course_utils.models import ClassConditionedUnet
-
-    from course_fixtures import TINY_UNET
-
-    runs = []
-    for fused in (True, False):
-        torch.manual_seed(0)
-        model = ClassConditionedUnet(num_classes=10, sample_size=8, **TINY_UNET)
-        config = TrainConfig(max_steps=4, fused_optimizer=fused, **CFG)
-        runs.append(train_diffusion(model, make_noise_scheduler(), tiny_dataset, config, progress=False))
+    runs = [train_diffusion(_fresh_tiny_unet(), make_noise_scheduler(), tiny_dataset,
+                            TrainConfig(max_steps=4, fused_optimizer=fused, **CFG), progress=False)
+            for fused in (True, False)]
     fused, loops = runs
     assert fused.raw_model is not loops.raw_model
     torch.testing.assert_close(fused.losses, loops.losses, rtol=1e-4, atol=1e-6)
