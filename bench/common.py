@@ -131,6 +131,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     from course_utils.schedulers import make_sampler
     from course_utils.training import train_interleaved, training_loss, training_run
 
+    grids = Path(f"runs/bench-grids-{task}")
     runs, setups = {}, {}
     for label, base in recipes.items():
         for seed in seeds:
@@ -153,15 +154,19 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         sched, cfg, data = setups[(label, seed)]
         s, guidance = cfg["sample"], guidance_of(cfg, res.model)
 
-        def judge(**change):
+        def judge(grid_name=None, **change):
             ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"],
                                    per_class, seed=seed, **{**guidance, **change})
-            return judged_figures(ev)
+            figures = judged_figures(ev)
+            if grid_name:
+                figures["grid"] = str(save_sample_grid(ev, data.classes, grids / f"{grid_name}.png",
+                                                       f"{label}, seed {seed}: {res.step:,} steps"))
+            return figures
 
         evals = model_evaluations(make_sampler(s["sampler"], sched), s["steps"], guidance["guidance_scale"],
                                   guidance["guidance_interval"])  # a guided step costs two, inside the interval
-        fig = {**judge(), "steps": res.step, "train_seconds": round(res.train_seconds, 1),
-               "model_evals_per_sample": evals}
+        fig = {**judge(grid_name=f"{slug(label)}-seed{seed}"), "steps": res.step,
+               "train_seconds": round(res.train_seconds, 1), "model_evals_per_sample": evals}
         print(label, seed, {k: v for k, v in fig.items() if k != "per_class_accuracy"}, flush=True)
         for scale in (also_scales or []) if guidance["null_condition"] is not None else []:
             fig[f"s={scale:g}"] = at_scale = judge(guidance_scale=scale)
@@ -182,6 +187,21 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
         "steps": round(last["steps"] / first["steps"], 2)}
     return out
+
+
+def slug(label: str) -> str:
+    """A recipe's label as a file name: ``cpu preset with train.batch_size=16`` ->
+    ``cpu-preset-with-train.batch_size-16``."""
+    return "-".join("".join(c if c.isalnum() or c in "._" else " " for c in label).split())
+
+
+def save_sample_grid(ev, class_names, path: Path, title: str, per_row: int = 8) -> Path:
+    """The first ``per_row`` of a judged model's samples of each class as a labelled grid, so that what the figures
+    call right can be looked at (is the food recognisable?). Saved beside the bench's JSON under runs/."""
+    from course_utils.plots import save_grid
+
+    keep = [i for c in range(len(class_names)) for i in (ev.labels == c).nonzero().flatten()[:per_row].tolist()]
+    return save_grid(ev.images[keep], path, nrow=per_row, row_labels=list(class_names), title=title, scale=1.0)
 
 
 def budgets(task: str, factors: list[float], seeds: list[int], per_class: int) -> dict:
