@@ -173,6 +173,8 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
             print(label, seed, f"s={scale:g}", {k: v for k, v in at_scale.items() if k != "per_class_accuracy"},
                   flush=True)
         out.setdefault(label, {})[f"seed {seed}"] = fig
+    judge_name = cfg.get("judge", data.name)
+    out[f"the judge on held-out real images ({judge_name}), per class"] = judge_on_real(judge_name, data.classes)
     keys = ("class_accuracy", "accuracy_over_judge", "fid", "fid_real_vs_real", "steps", "train_seconds")
     for label in recipes:
         runs_of = list(out[label].values())
@@ -187,6 +189,18 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
         "steps": round(last["steps"] / first["steps"], 2)}
     return out
+
+
+def judge_on_real(judge_name: str, class_names) -> dict:
+    """The judge's own accuracy on the held-out real images of each class: what a sample's per-class figure is
+    read against (the twemoji judges recognise real food less often than real flags)."""
+    import course_utils as cu
+    from course_utils.evaluation import per_class_accuracy
+
+    judge, _ = cu.load_or_train_judge(judge_name, verbose=False)
+    test = cu.load_dataset(judge_name, "test", verbose=False)
+    accuracy = per_class_accuracy(judge, test.images.float() / 255.0, test.class_indices)
+    return {name: round(a, 3) for name, a in zip(class_names, accuracy)}
 
 
 def slug(label: str) -> str:
