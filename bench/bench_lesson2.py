@@ -1,6 +1,7 @@
 """Lesson 2 benchmarks. Prints measured figures (and writes them as JSON under runs/).
 
   python bench/bench_lesson2.py throughput   # concatenation vs cross-attention UNet, fp32 vs bf16 autocast
+  python bench/bench_lesson2.py speedups     # one training step: 1 thread, channels_last, torch.compile vs as it is
   python bench/bench_lesson2.py recipe       # train sprites on the cpu preset and judge it (about 10 minutes)
   python bench/bench_lesson2.py compare      # concatenation vs cross-attention: same data, same time budget
   python bench/bench_lesson2.py layout       # where cross-attention goes: same time budget per layout
@@ -28,7 +29,8 @@ from course_utils.models import count_parameters
 from course_utils.schedulers import make_noise_scheduler
 from course_utils.training import time_mixed_precision
 
-from common import add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side
+from common import (add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side,
+                    speedups)
 
 TASK = "sprites"
 
@@ -117,8 +119,8 @@ def mix(checkpoint: Path, per_weight: int) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["throughput", "recipe", "compare", "layout", "mix", "scales", "side-by-side",
-                                    "budgets"])
+    p.add_argument("part", choices=["throughput", "speedups", "recipe", "compare", "layout", "mix", "scales",
+                                    "side-by-side", "budgets"])
     p.add_argument("--budget", type=float, default=None,
                    help="training seconds per variant (compare, layout: 240; side-by-side: the cpu preset's limit)")
     p.add_argument("--per-class", type=int, default=100, help="layout, scales, side-by-side: samples judged per class")
@@ -131,6 +133,8 @@ def main():
     announce("bench_lesson2.py")
     if args.part == "throughput":
         result = throughput(args.rounds)
+    elif args.part == "speedups":
+        result = speedups(TASK, args.rounds)
     elif args.part == "recipe":
         result = recipe(Path(args.out))
     elif args.part == "compare":
