@@ -117,6 +117,8 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``own_budgets`` (a
     label -> seconds) gives a recipe its own budget instead of ``budget_s``. ``also_scales``: each guided model is
     judged at these guidance scales too, with the same sampler, steps, interval and noise (``"s=2"`` in its figures).
+    Each model's sample grid is saved under ``runs/bench-grids-TASK/``, and the judge's own accuracy on each class's
+    held-out real images is reported beside the figures.
 
     The learning rate of each run decays over its time limit (``lr_factor``), so every run ends its schedule."""
     import statistics
