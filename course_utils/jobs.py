@@ -121,7 +121,7 @@ def pipeline_of(model, noise_scheduler, label_dropout: float = 0.0):
         return TextToImagePipeline(unet=model, scheduler=scheduler, label_dropout=label_dropout)
     if isinstance(model, LabelConditionedUnet):
         return ConditionalDDPMPipeline(unet=model.unet, scheduler=scheduler, label_encoder=model.label_encoder,
-                                       label_dropout=label_dropout)
+                                       label_dropout=label_dropout, patch_size=model.patch_size)
     return ConditionalDDPMPipeline(unet=model, scheduler=scheduler, label_dropout=label_dropout)
 
 

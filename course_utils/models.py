@@ -10,7 +10,7 @@ import contextlib
 import torch
 from diffusers import ModelMixin, UNet2DConditionModel, UNet2DModel
 from diffusers.models.attention_processor import AttnProcessor
-from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.configuration_utils import ConfigMixin, FrozenDict, register_to_config
 import torch.nn.functional as F
 from torch import nn
 
@@ -200,29 +200,37 @@ class LabelConditionedUnet(nn.Module):
     Introduced in lesson 2.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, label_encoder: LabelEncoder):
+    def __init__(self, unet: UNet2DConditionModel, label_encoder: LabelEncoder, patch_size: int = 1):
         super().__init__()
         if unet.config.cross_attention_dim != label_encoder.config.embed_dim:
             raise ValueError(f"the UNet attends to tokens of size {unet.config.cross_attention_dim} but the label "
                              f"encoder makes tokens of size {label_encoder.config.embed_dim}")
+        if patch_size < 1 or unet.config.in_channels % patch_size ** 2:
+            raise ValueError(f"patch_size {patch_size} does not fit a UNet of {unet.config.in_channels} input "
+                             "channels (image channels x patch_size^2)")
         self.unet = unet
         self.label_encoder = label_encoder
+        self.patch_size = patch_size  # each patch_size x patch_size block of pixels folded into channels (lesson 1)
 
     @property
     def config(self):
-        """The UNet's config (image size and channels), so samplers treat this like any denoiser."""
-        return self.unet.config
+        """The UNet's config with the image's size and channels (the UNet sees them folded when ``patch_size`` >
+        1), so samplers treat this like any denoiser."""
+        cfg, p = self.unet.config, self.patch_size
+        return FrozenDict({**cfg, "in_channels": cfg.in_channels // p ** 2, "sample_size": cfg.sample_size * p,
+                           "out_channels": cfg.out_channels // p ** 2, "patch_size": p})
 
     @property
     def num_classes(self) -> int:
         return self.label_encoder.config.num_classes
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, labels: torch.Tensor) -> torch.Tensor:
-        cfg = self.unet.config
+        cfg = self.config
         check_images(sample, cfg.in_channels, cfg.sample_size, "LabelConditionedUnet")
         vectors = label_vectors(labels, self.num_classes, sample.shape[0]).to(sample.device)
         tokens = self.label_encoder(vectors).to(sample.dtype)  # (B, num_tokens, D)
-        return self.unet(sample, timestep, encoder_hidden_states=tokens).sample
+        x = F.pixel_unshuffle(sample, self.patch_size)  # (B, C p^2, H/p, W/p); p = 1 changes nothing
+        return F.pixel_shuffle(self.unet(x, timestep, encoder_hidden_states=tokens).sample, self.patch_size)
 
     @classmethod
     def build(cls, num_classes: int = 5, in_channels: int = 3, sample_size: int = 16,
@@ -231,13 +239,17 @@ class LabelConditionedUnet(nn.Module):
               up_block_types: tuple[str, ...] = ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
               cross_attention_dim: int = 64, attention_head_dim: int = 8, norm_num_groups: int = 8,
               label_hidden_dim: int | None = None, num_tokens: int = 1,
-              class_names: list[str] | None = None) -> "LabelConditionedUnet":
-        """A ``UNet2DConditionModel`` with cross-attention blocks and a matching :class:`LabelEncoder`."""
-        unet = cross_attention_unet(in_channels, sample_size, block_out_channels, layers_per_block, down_block_types,
-                                    up_block_types, cross_attention_dim, attention_head_dim, norm_num_groups)
+              class_names: list[str] | None = None, patch_size: int = 1) -> "LabelConditionedUnet":
+        """A ``UNet2DConditionModel`` with cross-attention blocks and a matching :class:`LabelEncoder`; with
+        ``patch_size`` p > 1 the UNet works on the image folded to ``(C p^2, H/p, W/p)``, as lesson 1's does."""
+        if sample_size % patch_size:
+            raise ValueError(f"patch_size {patch_size} does not divide the image size {sample_size}")
+        unet = cross_attention_unet(in_channels * patch_size ** 2, sample_size // patch_size, block_out_channels,
+                                    layers_per_block, down_block_types, up_block_types, cross_attention_dim,
+                                    attention_head_dim, norm_num_groups)
         encoder = LabelEncoder(num_classes=num_classes, embed_dim=cross_attention_dim, hidden_dim=label_hidden_dim,
                                num_tokens=num_tokens, class_names=class_names)
-        return cls(unet, encoder)
+        return cls(unet, encoder, patch_size)
 
 
 class TextConditionedUnet(ModelMixin, ConfigMixin):

@@ -32,16 +32,23 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
     multi-hot vectors such as ``[[1, 0, 1, 0, 0]]``) become tokens that the ``UNet2DConditionModel`` attends to.
     ``label_dropout`` records how often training replaced the label by the all-zero vector: a model trained
     with it can be guided (``guidance_scale``), the all-zero vector being "no label"; ``guidance_interval=(lo, hi)``
-    guides only the steps whose timestep lies in it (lesson 1 measures where guidance pays).
+    guides only the steps whose timestep lies in it (lesson 1 measures where guidance pays). ``patch_size`` (with a
+    label encoder only) records that the UNet works on the image with each p x p block of pixels folded into
+    channels (:class:`LabelConditionedUnet`); it is written to the saved config only when it is not 1.
     Introduced in lesson 1, guidance with it (explained in lesson 3); the label encoder in lesson 2.
     """
 
     _optional_components = ["label_encoder"]
 
-    def __init__(self, unet, scheduler, label_encoder=None, label_dropout: float | None = 0.0):
+    def __init__(self, unet, scheduler, label_encoder=None, label_dropout: float | None = 0.0, patch_size: int = 1):
         super().__init__()
+        if patch_size != 1 and label_encoder is None:
+            raise ValueError("patch_size belongs to a UNet read through a label encoder; a ClassConditionedUnet "
+                             "folds its pixels itself (its own patch_size)")
         self.register_modules(unet=unet, scheduler=scheduler, label_encoder=label_encoder)
         self.register_to_config(label_dropout=label_dropout)
+        if patch_size != 1:
+            self.register_to_config(patch_size=patch_size)
 
     @property
     def num_classes(self) -> int:
@@ -63,7 +70,7 @@ class ConditionalDDPMPipeline(DiffusionPipeline):
         """The model as the training loop sees it: ``denoiser(x_t, t, labels)``."""
         if self.label_encoder is None:
             return self.unet
-        return LabelConditionedUnet(self.unet, self.label_encoder)
+        return LabelConditionedUnet(self.unet, self.label_encoder, self.config.get("patch_size", 1))
 
     def check_labels(self, class_labels) -> torch.Tensor:
         """Labels as this pipeline's model takes them, with a clear error when they do not fit."""

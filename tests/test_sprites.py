@@ -154,6 +154,39 @@ def test_pipeline_save_load_round_trip_gives_identical_images(xattn_pipe, tmp_pa
     torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+def test_a_folded_model_samples_and_round_trips_at_the_image_s_size(tmp_path):
+    torch.manual_seed(0)
+    model = LabelConditionedUnet.build(num_classes=5, sample_size=8, patch_size=2, **TINY_XATTN)
+    assert (model.unet.config.in_channels, model.unet.config.sample_size) == (12, 4)  # 2x2 pixels -> channels
+    assert (model.config.in_channels, model.config.sample_size) == (3, 8)  # what samplers and the data see
+    x = torch.randn(2, 3, 8, 8)
+    assert model(x, torch.tensor([10, 900]), torch.tensor([0, 4])).shape == x.shape
+    pipe = pipeline_of(model, make_noise_scheduler(), label_dropout=0.1)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = load_pipeline(tmp_path / "p", expected_model="UNet2DConditionModel")
+    assert loaded.config.patch_size == 2 and loaded.denoiser.patch_size == 2
+    a = pipe([0, 3], num_inference_steps=3, generator=torch.manual_seed(1), output_type="pt",
+             guidance_scale=2.0).images
+    b = loaded([0, 3], num_inference_steps=3, generator=torch.manual_seed(1), output_type="pt",
+               guidance_scale=2.0).images
+    assert a.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    # an unfolded pipeline does not write the key at all, so its saved config reads as before
+    pipeline_of(LabelConditionedUnet.build(num_classes=5, sample_size=8, **TINY_XATTN),
+                make_noise_scheduler()).save_pretrained(tmp_path / "q")
+    assert "patch_size" not in (tmp_path / "q" / "model_index.json").read_text()
+    assert load_pipeline(tmp_path / "q").denoiser.patch_size == 1
+
+
+def test_a_patch_size_that_does_not_fit_is_refused(tiny_xattn, tiny_model):
+    with pytest.raises(ValueError, match="does not divide the image size 8"):
+        LabelConditionedUnet.build(num_classes=5, sample_size=8, patch_size=3, **TINY_XATTN)
+    with pytest.raises(ValueError, match="does not fit a UNet of 3 input channels"):
+        LabelConditionedUnet(tiny_xattn.unet, tiny_xattn.label_encoder, patch_size=2)
+    with pytest.raises(ValueError, match="folds its pixels itself"):
+        ConditionalDDPMPipeline(unet=tiny_model, scheduler=make_noise_scheduler(), patch_size=2)
+
+
 def test_a_lesson_1_checkpoint_is_not_taken_for_a_lesson_2_one(tiny_model, tmp_path):
     ConditionalDDPMPipeline(unet=tiny_model, scheduler=make_noise_scheduler()).save_pretrained(tmp_path / "p")
     with pytest.raises(CheckpointError, match="holds a ClassConditionedUnet.*UNet2DConditionModel"):
