@@ -135,7 +135,7 @@ print("attention weights", tuple(weights.shape), "all ones:", bool(torch.allclos
 print("attended", tuple((weights @ v).shape))
 
 # %% [markdown]
-# 模型把这些部件组装在一起。它的整个前向传播（forward pass）是：检查图像；把标签转换成向量（整数会变成独热向量；长度不对的向量会得到一条清楚的报错信息）；把向量编码成一个词元；再调用 diffusers 的 `UNet2DConditionModel`，它的 `CrossAttnDownBlock2D` / `CrossAttnUpBlock2D` 模块和中间模块以 `encoder_hidden_states` 的形式接收这个词元。它的调用方式和第 1 课的模型一样，都是 `model(x_t, t, labels)`，因此同样的训练循环和采样器都能直接使用。
+# 模型把这些部件组装在一起。它的整个前向传播（forward pass）是：检查图像；把标签转换成向量（整数会变成独热向量；长度不对的向量会得到一条清楚的报错信息）；把向量编码成一个词元；再调用 diffusers 的 `UNet2DConditionModel`，它的 `CrossAttnDownBlock2D` / `CrossAttnUpBlock2D` 模块和中间模块以 `encoder_hidden_states` 的形式接收这个词元。它的调用方式和第 1 课的模型一样，都是 `model(x_t, t, labels)`，因此同样的训练循环和采样器都能直接使用。在 `cpu` 预设下，它还借用了第 1 课提速的办法 `patch_size: 2`：`pixel_unshuffle` 先把每个 2x2 像素块折叠进通道（3 x 16x16 变成 12 x 8x8），UNet 只在 8x8 和 4x4 上工作，再由 `pixel_shuffle` 把输出展开回原来的大小。
 
 # %%
 show_source(cu.LabelConditionedUnet.forward)
@@ -168,7 +168,7 @@ plt.show()
 
 # %% [markdown]
 # ## 4. 实测混合精度
-# 混合精度让网络的大部分计算使用 16 位浮点数。bf16 保留了 float32 的数值范围；fp16 则需要一个梯度缩放器（gradient scaler），以免很小的梯度下溢。只有当硬件具备 16 位运算单元、而且模型大到足以让这些单元保持忙碌时，它才划算。对第 4 课在 GPU 上用的那些模型（1,560 万到 2,790 万个参数）来说，即使在 H100 上也几乎不划算：每个训练步上，bf16 autocast（自动类型转换）的耗时是 float32 的 0.91 到 1.18 倍（README，`bench/bench_lesson4.py throughput`）；而在本课程所用的、没有 bf16 运算单元的 2 核 CPU 上，耗时是 float32 的 10 到 15 倍（`bench/bench_lesson2.py throughput` 在批量 64 下测得 15.3 倍；本笔记本保存的这次运行里，下面单元格在批量 32 下是 14.9 倍）。所以我们在这台设备上**实测**每种精度下一个训练步（training step）的耗时（交替运行，取几次重复的中位数）：
+# 混合精度让网络的大部分计算使用 16 位浮点数。bf16 保留了 float32 的数值范围；fp16 则需要一个梯度缩放器（gradient scaler），以免很小的梯度下溢。只有当硬件具备 16 位运算单元、而且模型大到足以让这些单元保持忙碌时，它才划算。对第 4 课在 GPU 上用的那些模型（1,560 万到 2,790 万个参数）来说，即使在 H100 上也几乎不划算：每个训练步上，bf16 autocast（自动类型转换）的耗时是 float32 的 0.91 到 1.18 倍（README，`bench/bench_lesson4.py throughput`）；而在没有 bf16 运算单元的 2 核 CPU 上（本课程的机器常常如此），耗时是 float32 的 10 到 15 倍（`bench/bench_lesson2.py throughput` 在批量 64 下测得 15.3 倍）。不同的 CPU 差别很大：本笔记本保存的这次运行来自一颗带 bf16 运算单元（AVX-512 BF16）的 CPU，在下面单元格的批量 32 下，bf16 的耗时是 float32 的 0.90 倍。所以我们在这台设备上**实测**每种精度下一个训练步（training step）的耗时（交替运行，取几次重复的中位数）：
 
 # %%
 batch = torch.stack([train_set[i][0] for i in range(32)]).to(device)
@@ -184,11 +184,11 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # `"auto"` 在 CPU 和 Apple 的 MPS 上保持 float32；在具备 bf16 运算单元的 GPU（计算能力 8.0 及以上）上选用 bf16；在较老的 GPU（例如 Colab 免费提供的 T4）上则选用带梯度缩放器的 fp16（见 `cu.resolve_mixed_precision`）。训练循环通过 Accelerate（`Accelerator(mixed_precision=...)`）来应用这一设置。
 #
 # ## 5. 训练
-# 训练步就是第 1 课的 `cu.training_loss`，只不过条件（condition）现在是一个标签向量。`cpu` 预设沿用了第 1 课的配方，并配上一个适合 16x16 精灵图大小的 UNet：v 预测、截断的 SNR 权重、学习率 2e-3 的 AdamW（先预热再余弦衰减）、EMA 权重；不过批量大小是 64，Adam 的 beta 也用默认值（第 1 课的批量 32 和 beta2 0.99 在这里实测并没有更好，见 README）；UNet 的通道为 (32, 64, 64)，每个分辨率层级一个残差块，只在 4x4 和中间块做交叉注意力。与在 8x8 也做交叉注意力相比，这样每秒能训练 1.45 倍的图像，准确率却差不多（见 README，`bench_lesson2.py layout`）。
+# 训练步就是第 1 课的 `cu.training_loss`，只不过条件（condition）现在是一个标签向量。`cpu` 预设沿用了第 1 课的配方，并配上一个适合 16x16 精灵图大小的 UNet：v 预测、截断的 SNR 权重、学习率 2e-3 的 AdamW（先预热再余弦衰减）、EMA 权重；不过批量大小是 64，Adam 的 beta 也用默认值（第 1 课的批量 32 和 beta2 0.99 在这里实测并没有更好，见 README）；图像先按 2x2 像素块折叠进通道，再交给通道为 (64, 64) 的 UNet，每个分辨率层级一个残差块，只在 4x4 和中间块做交叉注意力。和之前不折叠、在 16x16、8x8、4x4 三层上工作的 (32, 64, 64) UNet 在同样的 540 秒里并排训练，折叠后的模型跑了 1.58 倍的步数，两个种子上的判对率都更高：90.8% 和 90.0%，对比 84.6% 和 81.0%；食物一类从 54% 和 49% 升到 73% 和 82%（见 README，`bench_lesson2.py side-by-side`）。
 #
 # 和第 1 课的 `cpu` 配方一样，这里也用**标签丢弃**（label dropout，`cond_drop_prob: 0.1`）训练：每十个标签中有一个被换成全零向量，也就是“无标签”，这样同一个网络也学会了在没有类别时去噪。采样时再使用**无分类器引导**（`guidance_scale: 2`）：每一步分别带标签和不带标签各运行一次模型，把预测推离无条件的那一个，$\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$，代价是每步两次模型计算。第 3 课会完整讲解它；在这里它只是配置中的一行。管线会记下训练时的丢弃概率，如果模型从未学过“无标签”，它会拒绝引导。
 #
-# **运行之前：** 在 `cpu` 预设下，这个单元格在本课程的 2 核机器上要训练约 9 分钟（随仓库提供的检查点在预设的 540 秒上限之前训练了 1,062 步、批量大小 64）；进度条会显示步数和损失。
+# **运行之前：** 在 `cpu` 预设下，这个单元格在本课程的 2 核机器上要训练约 9 分钟（随仓库提供的检查点在预设的 540 秒上限内训练了 3,352 步、批量大小 64）；进度条会显示步数和损失。
 
 # %%
 print({k: v for k, v in cfg["train"].items()})
@@ -217,7 +217,8 @@ show_source(cu.denoise)
 
 # %%
 pipe = cu.ConditionalDDPMPipeline(unet=result.model.unet, scheduler=noise_scheduler,
-                                  label_encoder=result.model.label_encoder, label_dropout=config.cond_drop_prob)
+                                  label_encoder=result.model.label_encoder, label_dropout=config.cond_drop_prob,
+                                  patch_size=result.model.patch_size)
 pipe_dir = Path(tempfile.mkdtemp()) / "sprites-pipeline"
 pipe.save_pretrained(pipe_dir)
 print(sorted(p.name for p in pipe_dir.iterdir()))
@@ -244,11 +245,11 @@ plt.show()
 # ## 7. 结果：每个类别一行，并加以度量
 # 评判分类器是一个在**真实**训练精灵图上训练的小型分类器。最先打印的是它在留出的（held-out）真实精灵图上的准确率，样本的类别准确率应当对照这个数字来看。分类器 FID 比较样本与真实图像在评判分类器中的特征；旁边给出的是两组真实精灵图之间的 FID，作为下限。
 #
-# `cpu` 预设下可以期待什么（随仓库提供的检查点，见 `data/pretrained/sprites-cpu/README.md`，离线 emoji；500 个 DDPM 25 步样本，`python bench/bench_lesson2.py scales`）：在预设的引导强度 2 下，**70.4%** 被判为所要求的类别，相当于评判分类器在留出的真实 emoji 上 78.42% 的 90%，分类器 FID 为 19.89；同一个模型不加引导时为 65.2%，FID 21.74。引导让地点和国旗都达到 100%，食物则始终是最弱的类别（26%）。在同样的 540 秒里把两种配方各从头训练两次并交替进行（`python bench/bench_lesson2.py side-by-side`），加了标签丢弃和引导的配方两次的 FID 都更低（19.2 和 18.0，对比 21.7 和 21.8），准确率则落在两个种子本身的波动范围之内（67.8% 和 72.0%，对比 70.6% 和 66.2%）。人脸和国旗能认出来；在这样的预算下，动物和食物大多只是颜色对了的形状。
+# `cpu` 预设下可以期待什么（随仓库提供的检查点，见 `data/pretrained/sprites-cpu/README.md`，离线 emoji；500 个 DDPM 25 步样本，`python bench/bench_lesson2.py scales`）：在预设的引导强度 2 下，**91.6%** 被判为所要求的类别，相当于评判分类器在留出的真实 emoji 上 78.42% 的 117%，分类器 FID 为 13.73；同一个模型不加引导时为 79.4%，FID 17.49。引导让地点和国旗都达到 100%，动物从 69% 升到 95%；最难的食物一类有 77% 被判对，比评判分类器认出真实食物 emoji 的比例（66.7%）还高。人脸、国旗和地点都能认出来；食物有了水果和菜肴的形状和颜色。
 #
-# 这个配方最缺的是时间。在后来一台同类但更快的机器上（540 秒大约跑 1,460 步），三个模型的判对率分别是 76.6%、78.2% 和 78.4%，中位数相当于评判分类器准确率的 99.7%（`python bench/bench_lesson2.py budgets --factors 1 2 --seeds 0`，以及 README 中比较 beta 的那次 `side-by-side`）；同一预设训练两倍时间（2,816 步）后达到 88.2%，FID 14.4，食物从 39% 升到 72%（`budgets`，一个模型）。此前换采样器、换引导强度、换批量大小，都没能让食物这一类好起来。想在自己的机器上走得更远，就调大 `cfg["train"]["time_limit_s"]` 和 `max_steps`，再重新运行训练单元格。
+# 让配方走到这一步的，是把像素折叠起来。在同样的 540 秒里并排训练两次（`python bench/bench_lesson2.py side-by-side`，见 README），折叠后的 UNet 跑的步数是之前不折叠那个的 1.58 倍，判对率分别是 90.8% 和 90.0%，对比 84.6% 和 81.0%，两个种子上的 FID 也都更低。之前那个不折叠的检查点在一台较慢的机器上只训练了 1,062 步，判对率 70.4%，食物只有 26%：在这样的预算下，第 2 课缺的是步数，换采样器、换引导强度、换批量大小或学习率，都没能让食物好起来。如果你的机器比我们的慢，训练单元格跑到的步数会更少：在这里只训练 320 秒（约 1,980 步）的四个折叠模型，判对率在 80.8% 到 87.8% 之间。想走得更远，就调大 `cfg["train"]["time_limit_s"]`，再重新运行训练单元格。
 #
-# 本笔记本中保存的输出，来自同一型号的一台机器（AMD EPYC，family 25，2 个核，支持 AVX2、不支持 AVX-512），它比训练那个检查点的机器跑得快：上面的训练单元格在 540 秒内跑到 1,332 步，本单元格判对 75.4%（评判分类器准确率的 96%），FID 19.14。同一配方的不同运行会相差几个百分点（检查点在 1,062 步时为 70.4%；大约 1,460 步的三个模型为 76.6% 到 78.4%）：单次运行的数字请按 ±4 个百分点来读。第 8 节的两次 120 秒训练在这台机器上分别跑到 329 步和 297 步（拼接 66.0%，交叉注意力 45.6%）。
+# 本笔记本中保存的输出，来自训练那个检查点的同一台机器（AMD EPYC，family 25 model 17，2 个核，支持 AVX-512）：上面的训练单元格在 540 秒内跑到 2,959 步，本单元格判对 88.6%（评判分类器准确率的 113%），FID 16.99。同一配方的不同运行会相差几个百分点：单次运行的数字请按 ±3 个百分点来读。第 8 节的两次 120 秒训练在这台机器上分别跑到 924 步和 770 步。
 
 # %%
 guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
@@ -289,7 +290,7 @@ for name, r in comparison.items():
 print(f"real vs real FID: {r['fid_real_vs_real']:.2f}; judge on real held-out sprites: {r['judge_test_accuracy']:.1%}")
 
 # %% [markdown]
-# 这里以每个模型 240 秒实测（README，`bench_lesson2.py compare --budget 240`，一个种子，500 个样本）：拼接训练了 932 步，**72.6%** 被判对，FID 23.5；交叉注意力训练了 800 步，61.2%，FID 26.4。对于五个固定的类别，更简单的条件控制每步更便宜，效果也至少一样好；本单元格只训练 120 秒，两者的数字都会更低。交叉注意力带来的是灵活性：条件是一组词元，因此多热标签，或者第 3 课中的一句话，都能从同一个入口进入模型。
+# 在本单元格保存的运行里（每个模型 120 秒，一个种子，500 个样本），拼接训练了 924 步，**72.4%** 被判对，FID 25.3；交叉注意力训练了 770 步，59.8%，FID 32.7（英文笔记本那次运行：922 步和 666 步，72.6% 和 57.6%）。对于五个固定的类别，更简单的条件控制每步更便宜，效果也至少一样好；训练得更久，两者的数字都会更高（README，`bench_lesson2.py compare --budget 240`）。交叉注意力带来的是灵活性：条件是一组词元，因此多热标签，或者第 3 课中的一句话，都能从同一个入口进入模型。
 
 # %% [markdown]
 # ## 9. 自己动手试试
@@ -379,7 +380,7 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 
 
 # %% [markdown]
-# 本机实测（`python bench/bench_lesson2.py mix --per-weight 20`，预训练模型，和练习一样不加引导采样）：Smileys -> Flags 在 $w$ = 0、0.25、0.5、0.75、1 时，被判为 Smileys 的比例依次为 60%、40%、10%、0%、0%，被判为 Flags 的依次为 0%、15%、60%、85%、95%：切换发生在 0.25 和 0.5 之间。Food -> Animals 的变化并不干净（Food 依次为 20%、15%、20%、45%、15%，Animals 依次为 30%、50%、30%、35%、45%）：即使在 $w = 0$ 时，食物也是这个模型最弱的类别（见第 7 节），而且每个 $w$ 只有 20 个样本，每个比例仅凭偶然就有大约 11 个百分点的不确定性。每个 $w$ 用 100 个样本时（见 README），Smileys -> Flags 同样切换得很干脆（Flags 依次为 0%、8%、65%、87%、97%），Food -> Animals 则逐渐过渡（Animals 从 34% 升到 57%）。练习检查在每个实测比例两侧各留 15 个百分点的余量。
+# 本机实测（`python bench/bench_lesson2.py mix --per-weight 20`，预训练模型，和练习一样不加引导采样）：Smileys -> Flags 在 $w$ = 0、0.25、0.5、0.75、1 时，被判为 Smileys 的比例依次为 85%、55%、25%、5%、0%，被判为 Flags 的依次为 0%、5%、35%、70%、80%：切换发生在 0.25 和 0.75 之间。Food -> Animals 的变化没那么干净（Food 依次为 75%、40%、20%、40%、15%，Animals 依次为 5%、40%、45%、55%、60%）：每个 $w$ 只有 20 个样本，每个比例仅凭偶然就有大约 11 个百分点的不确定性。每个 $w$ 用 100 个样本时（见 README），Smileys -> Flags 同样切换得很干脆（Flags 依次为 0%、6%、40%、86%、97%），Food -> Animals 则平稳过渡（Food 从 65% 降到 13%，Animals 从 22% 升到 75%）。练习检查在每个实测比例两侧各留 15 个百分点的余量。
 #
 # 亲手调节 $w$：这个单元格先画出预训练模型在 $w = 0.5$ 时生成的 Smileys -> Flags 样本；换一个 $w$（或换一对类别），点 **Run Interact** 就会重新画。
 
