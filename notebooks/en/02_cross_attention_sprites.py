@@ -373,9 +373,9 @@ print(f"real vs real FID: {r['fid_real_vs_real']:.2f}; judge on real held-out sp
 # In the stored runs of this cell (120 s each, one seed, 500 samples), concatenation took 922 steps and was judged
 # **72.6%** correct, FID 25.3; cross-attention 666 steps, 57.6%, FID 35.7 (the Chinese notebook's run: 924 and 770
 # steps, 72.4% and 59.8%). For five fixed classes the simpler conditioning is cheaper per step and at least as good;
-# with longer training both figures are higher (README, `bench_lesson2.py compare --budget 240`). What
-# cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or in lesson 3 a
-# sentence, goes in through the same door.
+# the README's 240 s comparison of the earlier, unfolded layout (`bench_lesson2.py compare --budget 240`) gave the
+# same order. What cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or
+# in lesson 3 a sentence, goes in through the same door.
 
 # %% [markdown]
 # ## 9. Try it yourself
