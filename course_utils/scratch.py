@@ -229,7 +229,10 @@ class ScratchUNet(ModelMixin, ConfigMixin):
     the :class:`LabelTokens` -> ResBlock. The up path mirrors it, concatenating the skip connections and
     upsampling by nearest neighbour + convolution. Labels are integers (one-hot) or ``(B, num_labels)``
     multi-hot vectors. With ``labels_in_film`` the label vector also goes, through one linear layer, into the
-    shared time vector (as ADM does with classes), so that every block's FiLM is label-aware.
+    shared time vector (as ADM does with classes), so that every block's FiLM is label-aware. With
+    ``patch_size`` p > 1 each p x p block of pixels is folded into channels first (``pixel_unshuffle``, as
+    lesson 1's ``ClassConditionedUnet`` does), so the first level works at ``sample_size / p`` and
+    ``attention_resolutions`` count in that folded grid; the output is unfolded again (``pixel_shuffle``).
     Introduced in lesson 4.
     """
 
@@ -248,12 +251,14 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         dropout: float = 0.0,
         label_names: list[str] | None = None,
         labels_in_film: bool = False,
+        patch_size: int = 1,
     ):
         super().__init__()
         depth = len(channels) - 1
-        if sample_size % (2 ** depth):
-            raise ValueError(f"an image of {sample_size}x{sample_size} cannot be halved {depth} times "
-                             f"(channels={tuple(channels)}): use a size divisible by {2 ** depth} or fewer levels")
+        if patch_size < 1 or sample_size % (patch_size * 2 ** depth):
+            raise ValueError(f"an image of {sample_size}x{sample_size} cannot be folded by patch_size={patch_size} "
+                             f"and halved {depth} times (channels={tuple(channels)}): use a size divisible by "
+                             f"{max(patch_size, 1) * 2 ** depth}, a smaller patch_size or fewer levels")
         if label_names is not None and len(label_names) != num_labels:
             raise ValueError(f"{len(label_names)} label names for {num_labels} labels")
         emb_dim = 4 * channels[0]
@@ -261,10 +266,10 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         self.label_tokens = LabelTokens(num_labels, label_dim)
         # optional second path for the label: added to the time vector, so every block's FiLM also knows it
         self.label_embedding = nn.Linear(num_labels, emb_dim) if labels_in_film else None
-        self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        self.conv_in = nn.Conv2d(in_channels * patch_size ** 2, channels[0], 3, padding=1)
 
         self.down = nn.ModuleList()
-        skips, width, res = [channels[0]], channels[0], sample_size
+        skips, width, res = [channels[0]], channels[0], sample_size // patch_size
         for level, ch in enumerate(channels):
             for _ in range(num_res_blocks):
                 self.down.append(ResBlock(width, ch, emb_dim, groups, dropout))
@@ -293,7 +298,7 @@ class ScratchUNet(ModelMixin, ConfigMixin):
                 res *= 2
 
         self.norm_out = nn.GroupNorm(_groups(width, groups), width)
-        self.conv_out = nn.Conv2d(width, in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(width, in_channels * patch_size ** 2, 3, padding=1)
 
     @property
     def num_classes(self) -> int:  # the pipeline's name for the label count
@@ -310,7 +315,7 @@ class ScratchUNet(ModelMixin, ConfigMixin):
             emb = emb + self.label_embedding(y.to(emb.dtype))
         tokens = self.label_tokens(y)
 
-        h = self.conv_in(sample)
+        h = self.conv_in(F.pixel_unshuffle(sample, cfg.patch_size) if cfg.patch_size > 1 else sample)
         skips = [h]
         for layer in self.down:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
@@ -330,7 +335,8 @@ class ScratchUNet(ModelMixin, ConfigMixin):
                 h = layer(torch.cat([h, skips.pop()], dim=1), emb)
             else:
                 h = layer(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, cfg.patch_size) if cfg.patch_size > 1 else out
 
 
 def shape_trace(model: ScratchUNet, batch: int = 1) -> list[tuple[str, tuple[int, ...]]]:

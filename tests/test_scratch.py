@@ -287,3 +287,16 @@ def test_labels_in_film_adds_the_label_to_the_time_vector():
         model.label_tokens.present.zero_()
         model.label_tokens.absent.zero_()
     assert not torch.allclose(model(x, t, torch.tensor([1, 1])), model(x, t, torch.tensor([3, 3])))
+
+
+def test_patch_size_folds_pixels_into_channels_and_back():
+    folded = tiny_unet(patch_size=2)
+    x = torch.randn(2, 3, 16, 16)
+    assert folded(x, torch.tensor([3, 900]), torch.tensor([0, 4])).shape == x.shape
+    rows = dict(shape_trace(folded))
+    conv_in = next(s for n, s in rows.items() if n.startswith("conv_in"))
+    assert conv_in[1:] == (8, 8, 8)  # 2x2 pixels folded: the first level works at 8x8
+    assert folded.conv_in.in_channels == 12 and folded.conv_out.out_channels == 12
+    assert min(s[-1] for s in rows.values()) == 2  # two halvings below the folded 8x8
+    with pytest.raises(ValueError, match="divisible by 8"):
+        ScratchUNet(**{**TINY, "sample_size": 12, "patch_size": 2})  # 12 / 2 = 6 cannot be halved twice
