@@ -43,8 +43,8 @@ from course_utils.sampling import model_evaluations
 from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
-from common import (add_recipe_arguments, announce, budgets, judged_figures, preset_recipes, report, side_by_side,
-                    speedups, steps_within)
+from common import (add_recipe_arguments, announce, budgets, judged_figures, parse_intervals, preset_recipes, report,
+                    side_by_side, speedups, steps_within)
 
 
 def time_steps(variants: dict, batch: int, rounds: int) -> dict:
@@ -494,7 +494,8 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
         result = side_by_side("mnist", preset_recipes("mnist", args.recipes, args.candidate), budget, args.seeds,
-                              args.per_class or 50, also_scales=args.also_scales)
+                              args.per_class or 50, also_scales=args.also_scales,
+                              also_intervals=parse_intervals(args.also_intervals))
     elif args.part == "timesteps":
         budget = args.budget or cu.load_config("mnist", "cpu")["train"]["time_limit_s"]
         result = timestep_laws(budget, args.seeds, args.per_class or 50, args.means, args.also_scales)
@@ -507,7 +508,7 @@ def main():
     elif args.part == "variants":
         result = variants(args.set, args.budget or 300, args.per_class or 50)
     elif args.part == "interval":
-        intervals = [tuple(int(x) for x in i.split("-")) for i in args.intervals] if args.intervals else INTERVALS
+        intervals = parse_intervals(args.intervals) or INTERVALS
         result = interval(Path(args.checkpoint), args.per_class or 100, args.scales, intervals)
     elif args.part == "fashion":
         result = fashion(args.per_class)

@@ -29,8 +29,8 @@ from course_utils.models import count_parameters
 from course_utils.schedulers import make_noise_scheduler
 from course_utils.training import time_mixed_precision
 
-from common import (add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side,
-                    speedups)
+from common import (add_guidance_arguments, announce, budgets, guidance_scales, parse_intervals, preset_recipes,
+                    report, side_by_side, speedups)
 
 TASK = "sprites"
 
@@ -146,7 +146,8 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(TASK, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(TASK, args.recipes, args.candidate)
-        result = side_by_side(TASK, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales)
+        result = side_by_side(TASK, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales,
+                              also_intervals=parse_intervals(args.also_intervals))
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji16", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

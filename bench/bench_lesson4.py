@@ -28,8 +28,8 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import (add_guidance_arguments, announce, budgets, guidance_scales, preset_recipes, report, side_by_side,
-                    speedups)
+from common import (add_guidance_arguments, announce, budgets, guidance_scales, parse_intervals, preset_recipes,
+                    report, side_by_side, speedups)
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -38,6 +38,11 @@ LAYOUTS = {
     "16-32-64-128, 1 block, attention 8 (cpu config)": dict(channels=(16, 32, 64, 128), num_res_blocks=1,
                                                             attention_resolutions=(8,)),
     "64-128-256, 2 blocks (gpu config)": dict(channels=(64, 128, 256), num_res_blocks=2, attention_resolutions=(16,)),
+    # 2x2 pixels folded into channels (lesson 1's and lesson 2's patch_size), so the first level works at 16x16
+    "2x2 folded, 32-64-128, 1 block, attention 8": dict(patch_size=2, channels=(32, 64, 128), num_res_blocks=1,
+                                                        attention_resolutions=(8,)),
+    "2x2 folded, 64-64-128, 1 block, attention 8": dict(patch_size=2, channels=(64, 64, 128), num_res_blocks=1,
+                                                        attention_resolutions=(8,)),
 }
 
 
@@ -127,7 +132,8 @@ def main():
     elif args.part == "side-by-side":
         budget = args.budget or cu.load_config(args.task, "cpu")["train"]["time_limit_s"]
         recipes = preset_recipes(args.task, args.recipes, args.candidate)
-        result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales)
+        result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales,
+                              also_intervals=parse_intervals(args.also_intervals))
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

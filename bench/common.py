@@ -45,6 +45,18 @@ def add_recipe_arguments(p, recipes: list[str]) -> None:
     p.add_argument("--also-scales", type=float, nargs="+", default=None,
                    help="side-by-side (lesson 1: and timesteps): judge every guided model at these guidance scales "
                         "too (its preset's sampler, steps and interval, the same noise)")
+    p.add_argument("--also-intervals", nargs="+", metavar="LO-HI", default=None,
+                   help="side-by-side: judge every guided model guided only on the timesteps in each of these "
+                        "intervals too (e.g. 500-1000), at its preset's scale and the --also-scales, with as many "
+                        "steps as fit in its preset's number of model evaluations")
+
+
+def parse_intervals(intervals: list[str] | None) -> list[tuple[int, int]]:
+    """``["500-1000", ...]`` (the benches' ``--intervals`` and ``--also-intervals``) as ``[(500, 1000), ...]``."""
+    try:
+        return [tuple(int(x) for x in i.split("-")) for i in intervals or []]
+    except ValueError:
+        raise SystemExit(f"intervals are written LO-HI, e.g. 500-1000; got {' '.join(intervals)}") from None
 
 
 def add_guidance_arguments(p) -> None:
@@ -110,13 +122,16 @@ def guidance_scales(checkpoint: Path, judge: str, scales: list[float], sampler: 
 
 def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: list[int], per_class: int,
                  loss_fns: dict | None = None, own_budgets: dict | None = None,
-                 also_scales: list[float] | None = None) -> dict:
+                 also_scales: list[float] | None = None,
+                 also_intervals: list[tuple[int, int]] | None = None) -> dict:
     """Recipes (a label -> a loaded config) trained for the same own-time budget from the same seeds, all interleaved
     one optimizer step at a time so that the machine's drift falls on each alike; each judged with its own config's
     sampler, steps and guidance. Medians over the seeds, and the ratio of the last recipe over the first.
     ``loss_fns`` (a label -> a loss function) trains a recipe with its own training loss; ``own_budgets`` (a
     label -> seconds) gives a recipe its own budget instead of ``budget_s``. ``also_scales``: each guided model is
-    judged at these guidance scales too, with the same sampler, steps, interval and noise (``"s=2"`` in its figures).
+    judged at these guidance scales too, with the same sampler, steps, interval and noise (``"s=2"`` in its figures);
+    ``also_intervals``: and guided only inside each of these timestep intervals, at its own scale and each of
+    ``also_scales``, with as many steps as fit in its own number of model evaluations (``"t>=500, s=2"``).
     Each model's sample grid is saved under ``runs/bench-grids-TASK/``, and the judge's own accuracy on each class's
     held-out real images is reported beside the figures.
 
@@ -156,8 +171,8 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
         sched, cfg, data = setups[(label, seed)]
         s, guidance = cfg["sample"], guidance_of(cfg, res.model)
 
-        def judge(grid_name=None, **change):
-            ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], s["steps"],
+        def judge(grid_name=None, steps=s["steps"], **change):
+            ev = cu.evaluate_model(res.model, sched, cfg.get("judge", data.name), s["sampler"], steps,
                                    per_class, seed=seed, **{**guidance, **change})
             figures = judged_figures(ev)
             if grid_name:
@@ -174,6 +189,14 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
             fig[f"s={scale:g}"] = at_scale = judge(guidance_scale=scale)
             print(label, seed, f"s={scale:g}", {k: v for k, v in at_scale.items() if k != "per_class_accuracy"},
                   flush=True)
+        for lo, hi in also_intervals or [] if guidance["null_condition"] is not None else []:
+            steps = steps_within(make_sampler(s["sampler"], sched), evals, (lo, hi))
+            for scale in dict.fromkeys([guidance["guidance_scale"], *(also_scales or [])]):
+                key = f"t in [{lo}, {hi}], s={scale:g}"
+                fig[key] = at = dict(judge(steps=steps, guidance_scale=scale, guidance_interval=(lo, hi)),
+                                     steps=steps)
+                print(label, seed, key, f"{steps} steps", {k: v for k, v in at.items() if k != "per_class_accuracy"},
+                      flush=True)
         out.setdefault(label, {})[f"seed {seed}"] = fig
     judge_name = cfg.get("judge", data.name)
     out[f"the judge on held-out real images ({judge_name}), per class"] = judge_on_real(judge_name, data.classes)
@@ -181,11 +204,11 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     for label in recipes:
         runs_of = list(out[label].values())
         out[label]["median"] = {k: round(statistics.median(r[k] for r in runs_of), 4) for k in keys}
-        for scale in also_scales or []:
-            at = [r[f"s={scale:g}"] for r in runs_of if f"s={scale:g}" in r]
-            if at:
-                out[label]["median"][f"s={scale:g}"] = {k: round(statistics.median(r[k] for r in at), 4)
-                                                        for k in ("class_accuracy", "fid")}
+        extra = {k for r in runs_of for k in r if k.startswith(("s=", "t in ["))}
+        for key in sorted(extra):
+            at = [r[key] for r in runs_of if key in r]
+            out[label]["median"][key] = {k: round(statistics.median(r[k] for r in at), 4)
+                                         for k in ("class_accuracy", "fid")}
     first, last = (out[k]["median"] for k in (list(recipes)[0], list(recipes)[-1]))
     out[f"{list(recipes)[-1]} / {list(recipes)[0]}"] = {
         "class_accuracy": round(last["class_accuracy"] / first["class_accuracy"], 2),
