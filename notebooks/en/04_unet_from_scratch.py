@@ -275,8 +275,10 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # ## 10. bf16 on this device?
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
 # on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
-# `cpu` model's step 15.6 times slower at batch 32 (README), and about 11 times at the config's batch 16 in the stored
-# run of the cell below. On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
+# `cpu` model's step 15.6 times slower at batch 32 (README); the stored run of the cell below comes from a CPU of the
+# same family with bf16 units (AVX-512 BF16), where it took 0.82 times the time of float32 at the config's batch 16.
+# (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does there was not
+# measured.) On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
 # times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64 (README;
 # `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with `--config-only`): the
 # emoji32 `gpu` config therefore trains in float32 (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with
@@ -314,7 +316,8 @@ for name, seconds in timing.items():
 # one (by 5.6): median 78.4% against 74.9%, with a wider spread (README, lesson 4).
 #
 # **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
-# (on this course's 2-core machine the shipped checkpoint ran 2,077 of the config's 3,000 steps of batch 16 in it).
+# (on this course's 2-core machine the shipped checkpoint ran 2,077 of the config's 3,000 steps of batch 16 in it; a
+# faster machine stops at the 3,000 steps first: 490 s in the stored run).
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
@@ -377,17 +380,19 @@ if cfg.get("judge") and not train_set.smoke_only:
 # food as often as it recognises real food emoji (64% and 57% of the samples, against 63%). The README shows the
 # grids. Eight models of the config
 # on the course's machine (2,027 to 2,192 steps in 540 s: five of `bench_lesson4.py side-by-side` and `budgets`, the
-# checkpoint of `recipe` and this lesson's two stored runs) were judged 68.2% to 82.2% correct, median 79.6% (96.3% of
-# the judge); with the EMA decay at 0.995, eleven models had a median of 77.2% (93%). A higher guidance scale is no
-# shortcut: on the previous checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at
-# scale 3: its flags, guided too hard, were taken for another category. To go further on your machine, raise
-# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
-# again.
+# checkpoint of `recipe` and this lesson's two earlier stored runs) were judged 68.2% to 82.2% correct, median 79.6%
+# (96.3% of the judge); on a faster machine two more, which took 3,211 and 3,215 steps in 540 s, were judged 81.6% and
+# 76.8% (the README's comparison with a folded layout); with the EMA decay at 0.995, eleven models had a median of 77.2%
+# (93%). A higher guidance scale is no shortcut: on the previous
+# checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at scale 3: its flags, guided
+# too hard, were taken for another category. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and
+# `max_steps`, which stops the run first on a fast machine) and run section 11 again.
 #
-# The outputs stored in this notebook come from the machine that trained that checkpoint (2 cores of an AMD EPYC of
-# family 25, AVX2 but not AVX-512): section 11 reached 2,051 steps in its 540 s, and the cell above judged the EMA
-# weights 77.0% correct (93% of the judge), FID 20.9, and the raw weights 78.0%, FID 20.4, both at scale 2. The
-# exercise's 800 steps took 320 s there and gave exactly the reference figures below (23.0 / 58.5 / 89.0%).
+# The outputs stored in this notebook come from that faster machine (2 cores of an AMD EPYC of family 25 model 17,
+# with AVX-512 BF16), not the one that trained the checkpoint: section 11 ran all of the config's 3,000 steps, in
+# 490 s, and the cell above judged the EMA weights 76.0% correct (92% of the judge), FID 20.5, and the raw weights 75.8%,
+# FID 21.0, both at scale 2: within the spread of the models above, below the checkpoint's 80.4%. The exercise's 800
+# steps took 190 s there and gave 21.5 / 58.5 / 89.5%, inside the check's ranges around the reference figures below.
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -561,6 +566,7 @@ except ImportError:
 # - The cosine schedule, the forward process and the DDPM sampling step fit in a few lines each, and equal diffusers'
 #   on the same inputs.
 # - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (80.4% against 81.2%),
-#   five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a CPU and on an H100.
+#   five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a CPU without bf16
+#   units and on an H100, and faster (0.82x the time) on a CPU with them.
 # - Label tokens make one-hot classes and multi-hot attributes the same problem, and label dropout adds
 #   classifier-free guidance.
