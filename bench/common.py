@@ -131,7 +131,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     label -> seconds) gives a recipe its own budget instead of ``budget_s``. ``also_scales``: each guided model is
     judged at these guidance scales too, with the same sampler, steps, interval and noise (``"s=2"`` in its figures);
     ``also_intervals``: and guided only inside each of these timestep intervals, at its own scale and each of
-    ``also_scales``, with as many steps as fit in its own number of model evaluations (``"t>=500, s=2"``).
+    ``also_scales``, with as many steps as fit in its own number of model evaluations (``"t in [500, 1000], s=2"``).
     Each model's sample grid is saved under ``runs/bench-grids-TASK/``, and the judge's own accuracy on each class's
     held-out real images is reported beside the figures.
 
