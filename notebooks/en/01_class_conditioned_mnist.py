@@ -515,10 +515,10 @@ plt.show()
 # Guidance trades variety for correctness, and the right scale depends on the model. On the shipped checkpoint,
 # guided from t = 350 up, scale 1.5 gives 94.2% (FID 1.93), 2 gives 97.9% (1.90), 2.5 gives 99.0% (2.63) and 3.5
 # gives 99.6% (4.18): past 2, a higher scale buys little accuracy and costs variety, which the FID sees. At the
-# preset's scale the FID is 6x real vs real. A model with more steps can take a lower scale: two models that trained
-# 2,062 and 2,070 steps in 300 s on a faster machine of the same kind were judged 98.7% and 98.2% correct at scale 2
-# (FID 1.43 and 1.67, 3.5x and 2.7x real vs real; `bench_lesson1.py side-by-side --also-scales`, README), so if your
-# run took 2,000 steps or more, try scale 2 in the explorer below. Trained longer, the model needs less guidance still: on a machine like this one a model of the earlier recipe trained
+# preset's scale the FID is 6x real vs real. A model with more steps can take a lower scale: four models that trained
+# 2,020 to 2,070 steps in 300 s on a faster machine of the same kind were judged 98.2% to 98.9% correct at scale 2,
+# with FID 2.7x to 6.1x real vs real (`bench_lesson1.py side-by-side --also-scales`, README), so if your run took
+# 2,000 steps or more, try scale 2 in the explorer below. Trained longer, the model needs less guidance still: on a machine like this one a model of the earlier recipe trained
 # for 600 s (3,307 steps) was judged 98.6% correct at scale 1.5 with FID 0.93, and one trained for 1,200 s (6,407
 # steps) 99.1% with FID 0.86, about twice real vs real (each trained by `python -m course_utils train mnist --preset
 # cpu --config FILE` with `time_limit_s: 600` or `1200` in FILE, judged by `python bench/bench_lesson1.py interval
