@@ -16,6 +16,8 @@
   python bench/bench_lesson1.py samplers     # every sampler, with and without guidance, on one trained model
   python bench/bench_lesson1.py why        # why deterministic samplers lose: spacing, order, thresholding, eta
   python bench/bench_lesson1.py interval   # guidance on some steps only, more steps for the same 25 evaluations
+  python bench/bench_lesson1.py interval --intervals 350-1000 --scales 2 2.5 --ramps 1.5-3   # and a scale that
+                                             # grows with the noise level, from 1.5 at t = 350 to 3 at t = 1000
   python bench/bench_lesson1.py embedding    # exercise 2: class-embedding sizes at the exercise's budget
   python bench/bench_lesson1.py fashion      # exercise 1: the cpu recipe on Fashion-MNIST, the exercise's steps
   python bench/bench_lesson1.py variants --set batch   # the searches behind the cpu recipe: variants of the earlier
@@ -39,7 +41,7 @@ from course_utils.configs import merge
 from course_utils.evaluation import reference_images
 from course_utils.jobs import guidance_of
 from course_utils.models import ClassConditionedUnet, count_parameters, null_condition_for
-from course_utils.sampling import model_evaluations
+from course_utils.sampling import linear_guidance, model_evaluations
 from course_utils.schedulers import make_sampler
 from course_utils.training import train_interleaved, training_run
 
@@ -390,26 +392,31 @@ INTERVALS = [(0, 1000), (150, 1000), (250, 1000), (350, 1000), (0, 900), (0, 800
              (350, 900), (250, 800)]
 
 
-def interval(checkpoint: Path, per_class: int, scales: list[float], intervals=INTERVALS, budget: int = 25) -> dict:
+def interval(checkpoint: Path, per_class: int, scales: list[float], intervals=INTERVALS, budget: int = 25,
+             ramps=()) -> dict:
     """SDE-DPM-Solver++ guided only on the steps whose timestep lies in an interval, each interval with as many
     steps as fit in ``budget`` model evaluations (a guided step costs two), judged at each guidance scale on the
-    same labels and noise. The first interval guides every step: the earlier preset's way."""
+    same labels and noise. The first interval guides every step: the earlier preset's way. Each ``(a, b)`` of
+    ``ramps`` is judged too: a scale that goes from ``a`` at the interval's lower end to ``b`` at its upper end."""
     pipe = cu.load_pipeline(checkpoint)
     sampler = make_sampler("dpm-sde", pipe.scheduler)
     out = {}
     for lo, hi in intervals:
         steps = steps_within(sampler, budget, (lo, hi))
         evals = model_evaluations(sampler, steps, 2.0, (lo, hi))
-        for scale in scales:
+        settings = [(f"s={scale:g}", scale, scale) for scale in scales]
+        settings += [(f"s from {a:g} at t={lo} to {b:g} at t={hi}", linear_guidance(a, b, (lo, hi)), [a, b])
+                     for a, b in ramps]
+        for name, scale, recorded in settings:
             ev = cu.evaluate_model(pipe.unet, pipe.scheduler, "mnist", "dpm-sde", steps, per_class, seed=0,
                                    guidance_scale=scale, null_condition=pipe.null_condition,
                                    guidance_interval=(lo, hi))
-            key = f"t in [{lo}, {hi}], {steps} steps, {evals} evaluations, s={scale:g}"
+            key = f"t in [{lo}, {hi}], {steps} steps, {evals} evaluations, {name}"
             out[key] = {"class_accuracy": round(ev.report.class_accuracy, 4), "fid": round(ev.report.fid, 2),
                         "fid_real_vs_real": round(ev.report.fid_real_vs_real, 2),
                         "per_class_accuracy": [round(a, 3) for a in ev.report.per_class_accuracy],
                         "steps": steps, "model_evals_per_sample": evals, "interval": [lo, hi],
-                        "guidance_scale": scale, "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
+                        "guidance_scale": recorded, "ms_per_sample": round(ev.seconds_per_sample * 1000, 1)}
             print(key, out[key]["class_accuracy"], out[key]["fid"], flush=True)
     return out
 
@@ -470,6 +477,8 @@ def main():
     add_recipe_arguments(p, ["source", "cpu"])
     p.add_argument("--intervals", nargs="+", metavar="LO-HI", default=None,
                    help="interval: the intervals, e.g. 0-1000 350-1000 (default: the ten of INTERVALS)")
+    p.add_argument("--ramps", nargs="+", metavar="A-B", default=None,
+                   help="interval: also a scale that goes from A at each interval's lower end to B at its upper end")
     p.add_argument("--means", type=float, nargs="+", default=[0.0, 0.5],
                    help="timesteps: the logit-normal laws' means (t / T = sigmoid(mean + N(0, 1)))")
     p.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0, 4.0],
@@ -509,7 +518,8 @@ def main():
         result = variants(args.set, args.budget or 300, args.per_class or 50)
     elif args.part == "interval":
         intervals = parse_intervals(args.intervals) or INTERVALS
-        result = interval(Path(args.checkpoint), args.per_class or 100, args.scales, intervals)
+        result = interval(Path(args.checkpoint), args.per_class or 100, args.scales, intervals,
+                          ramps=parse_intervals(args.ramps, float))
     elif args.part == "fashion":
         result = fashion(args.per_class)
     else:

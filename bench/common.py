@@ -51,12 +51,16 @@ def add_recipe_arguments(p, recipes: list[str]) -> None:
                         "steps as fit in its preset's number of model evaluations")
 
 
-def parse_intervals(intervals: list[str] | None) -> list[tuple[int, int]]:
-    """``["500-1000", ...]`` (the benches' ``--intervals`` and ``--also-intervals``) as ``[(500, 1000), ...]``."""
+def parse_intervals(intervals: list[str] | None, number=int) -> list[tuple]:
+    """``["500-1000", ...]`` (the benches' ``--intervals`` and ``--also-intervals``) as ``[(500, 1000), ...]``;
+    ``number=float`` reads pairs of scales (``--ramps 1.5-3``)."""
     try:
-        return [tuple(int(x) for x in i.split("-")) for i in intervals or []]
+        pairs = [tuple(number(x) for x in i.split("-")) for i in intervals or []]
     except ValueError:
-        raise SystemExit(f"intervals are written LO-HI, e.g. 500-1000; got {' '.join(intervals)}") from None
+        pairs = [()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"write each pair LO-HI, e.g. 500-1000 or 1.5-3; got {' '.join(intervals)}")
+    return pairs
 
 
 def add_guidance_arguments(p) -> None:

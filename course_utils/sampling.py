@@ -67,8 +67,23 @@ def guided_prediction(model, x: torch.Tensor, t, cond, uncond, guidance_scale: f
     return pred_uncond + guidance_scale * (pred_cond - pred_uncond)
 
 
-def conditioned(model, cond, guidance_scale: float | None = None, null_condition: Callable | None = None,
-                guidance_interval: tuple[float, float] | None = None
+def linear_guidance(at_lo: float, at_hi: float, interval: tuple[float, float]) -> Callable[[float], float]:
+    """A guidance scale that changes with the timestep: ``at_lo`` at the interval's lower end, ``at_hi`` at its
+    upper end, in a straight line between (held at the ends outside it). Pass it as ``guidance_scale`` of
+    :func:`conditioned` or :func:`sample_images`. Wang et al. (2024, "Analysis of classifier-free guidance
+    weight schedulers") compare such schedules with a constant scale.
+
+    Used by ``bench/bench_lesson1.py interval --ramps`` (README); no lesson uses it yet.
+    """
+    lo, hi = check_interval(interval)
+    if min(at_lo, at_hi) < 0:
+        raise ValueError(f"guidance scales must be >= 0 (0: unconditional, 1: conditional), got {at_lo}, {at_hi}")
+    span = max(hi - lo, 1e-9)
+    return lambda t: at_lo + (at_hi - at_lo) * min(1.0, max(0.0, (float(t) - lo) / span))
+
+
+def conditioned(model, cond, guidance_scale: float | Callable[[float], float] | None = None,
+                null_condition: Callable | None = None, guidance_interval: tuple[float, float] | None = None
                 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``model_fn(x, t)`` for :func:`denoise`: the model with its condition, guided when ``guidance_scale`` is
     given and not 1. ``null_condition`` maps a batch of conditions to the "no condition" one (the all-zero
@@ -76,18 +91,21 @@ def conditioned(model, cond, guidance_scale: float | None = None, null_condition
 
     ``guidance_interval=(lo, hi)`` guides only the steps whose timestep lies in it and lets the others use the
     plain conditional model, at one model evaluation instead of two (Kynkaanniemi et al. 2024 guide only the
-    middle noise levels).
+    middle noise levels). ``guidance_scale`` may also be a function of the timestep (:func:`linear_guidance`).
     Introduced in lesson 3.
     """
-    if guidance_scale is None or guidance_scale == 1:
+    scheduled = callable(guidance_scale)
+    if not scheduled and (guidance_scale is None or guidance_scale == 1):
         return lambda x, t: model(x, t, cond)
-    if guidance_scale < 0:
+    if not scheduled and guidance_scale < 0:
         raise ValueError(f"the guidance scale must be >= 0 (0: unconditional, 1: conditional), got {guidance_scale}")
     if null_condition is None:
         raise ValueError("classifier-free guidance needs the null condition the model was trained with (label "
                          "dropout): pass null_condition=, or guidance_scale=None for the plain conditional model")
     uncond = null_condition(cond)
-    if guidance_scale == 0:
+    if scheduled:
+        inside = lambda x, t: guided_prediction(model, x, t, cond, uncond, guidance_scale(float(t)))  # noqa: E731
+    elif guidance_scale == 0:
         inside = lambda x, t: model(x, t, uncond)  # noqa: E731
     else:
         inside = lambda x, t: guided_prediction(model, x, t, cond, uncond, guidance_scale)  # noqa: E731
@@ -111,7 +129,7 @@ def check_interval(interval) -> tuple[float, float]:
 def model_evaluations(scheduler, steps: int, guidance_scale: float | None = None,
                       guidance_interval: tuple[float, float] | None = None) -> int:
     """Model evaluations per sample: one per step, two for each guided step (the budget lesson 1 counts)."""
-    if guidance_scale is None or guidance_scale == 1:
+    if guidance_scale is None or (not callable(guidance_scale) and guidance_scale == 1):
         return steps
     if guidance_interval is None:
         return 2 * steps

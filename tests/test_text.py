@@ -182,6 +182,38 @@ def test_guidance_interval_guides_only_its_timesteps_and_counts_evaluations():
             conditioned(model_fn, cond, 3.0, torch.zeros_like, guidance_interval=bad)
 
 
+def test_a_guidance_scale_can_follow_the_timestep():
+    """``linear_guidance``: a scale that goes from one value at the interval's lower end to another at its upper
+    end; ``conditioned`` takes it in place of a number and still guides only inside the interval."""
+    from course_utils.sampling import linear_guidance, model_evaluations
+    from course_utils.schedulers import make_noise_scheduler, make_sampler
+
+    ramp = linear_guidance(1.5, 3.0, (350, 1000))
+    assert [ramp(t) for t in (350, 675, 1000)] == [1.5, 2.25, 3.0]
+    assert ramp(100) == 1.5 and ramp(1200) == 3.0  # held at the ends
+
+    calls = []
+
+    def model_fn(x, t, cond):
+        calls.append(len(x))
+        return x * cond.view(-1, 1, 1, 1)
+
+    x, cond = torch.randn(3, 1, 4, 4), torch.full((3,), 2.0)
+    fn = conditioned(model_fn, cond, ramp, torch.zeros_like, guidance_interval=(350, 1000))
+    torch.testing.assert_close(fn(x, torch.tensor(675)), x * 4.5)  # 0 + 2.25 * (2 - 0)
+    torch.testing.assert_close(fn(x, torch.tensor(1000)), x * 6.0)
+    torch.testing.assert_close(fn(x, torch.tensor(200)), x * 2.0)  # outside: the conditional model alone
+    assert calls == [6, 6, 3]
+    sampler = make_sampler("dpm-sde", make_noise_scheduler())
+    assert model_evaluations(sampler, 12, ramp, (200, 1000)) == 22  # counted as guided, like a number
+    with pytest.raises(ValueError, match=">= 0"):
+        linear_guidance(-1.0, 3.0, (350, 1000))
+    with pytest.raises(ValueError, match="guidance interval"):
+        linear_guidance(1.0, 3.0, (1000, 350))
+    with pytest.raises(ValueError, match="null condition"):
+        conditioned(model_fn, cond, ramp, None)
+
+
 def test_a_configs_guidance_interval_reaches_the_pipeline():
     """``sample.guidance_interval`` in a config: guidance_of passes it on, the title says it, the pipeline uses it."""
     from course_fixtures import TINY_UNET
