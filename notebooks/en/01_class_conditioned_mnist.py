@@ -517,8 +517,9 @@ plt.show()
 # gives 99.6% (4.18): past 2, a higher scale buys little accuracy and costs variety, which the FID sees. At the
 # preset's scale the FID is 6x real vs real. A model with more steps can take a lower scale: four models that trained
 # 2,020 to 2,070 steps in 300 s on a faster machine of the same kind were judged 98.2% to 98.9% correct at scale 2,
-# with FID 2.7x to 6.1x real vs real (`bench_lesson1.py side-by-side --also-scales`, README), so if your run took
-# 2,000 steps or more, try scale 2 in the explorer below. Trained longer, the model needs less guidance still: on a
+# with FID 2.7x to 6.1x real vs real, and four that trained 2,358 to 2,566 steps 98.9% to 99.3%, with FID 3.3x to
+# 5.6x (`bench_lesson1.py side-by-side --also-scales`, README), so if your run took 2,000 steps or more, try scale 2
+# in the explorer below. Trained longer, the model needs less guidance still: on a
 # machine like this one a model of the earlier recipe trained for 600 s (3,307 steps) was judged 98.6% correct at scale
 # 1.5 with FID 0.93, and one trained for 1,200 s (6,407 steps) 99.1% with FID 0.86, about twice real vs real (each
 # trained by `python -m course_utils train mnist --preset cpu --config FILE` with `time_limit_s: 600` or `1200` in FILE,
