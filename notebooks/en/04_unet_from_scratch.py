@@ -382,11 +382,12 @@ if cfg.get("judge") and not train_set.smoke_only:
 # on the course's machine (2,027 to 2,192 steps in 540 s: five of `bench_lesson4.py side-by-side` and `budgets`, the
 # checkpoint of `recipe` and this lesson's two earlier stored runs) were judged 68.2% to 82.2% correct, median 79.6%
 # (96.3% of the judge); on a faster machine two more, which took 3,211 and 3,215 steps in 540 s, were judged 81.6% and
-# 76.8% (the README's comparison with a folded layout); with the EMA decay at 0.995, eleven models had a median of 77.2%
-# (93%). A higher guidance scale is no shortcut: on the previous
-# checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at scale 3: its flags, guided
-# too hard, were taken for another category. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and
-# `max_steps`, which stops the run first on a fast machine) and run section 11 again.
+# 76.8%, and two more with other seeds, 3,838 and 3,854 steps, 78.8% and 79.6% (the README's comparisons with a folded
+# layout); with the EMA decay at 0.995, eleven models had a median of 77.2% (93%). A higher guidance scale is no
+# shortcut: on the previous checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at
+# scale 3: its flags, guided too hard, were taken for another category. To go further on your machine, raise
+# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
+# again.
 #
 # The outputs stored in this notebook come from that faster machine (2 cores of an AMD EPYC of family 25 model 17,
 # with AVX-512 BF16), not the one that trained the checkpoint: section 11 ran all of the config's 3,000 steps, in
