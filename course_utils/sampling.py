@@ -76,8 +76,7 @@ def linear_guidance(at_lo: float, at_hi: float, interval: tuple[float, float]) -
     Used by ``bench/bench_lesson1.py interval --ramps`` (README); no lesson uses it yet.
     """
     lo, hi = check_interval(interval)
-    if min(at_lo, at_hi) < 0:
-        raise ValueError(f"guidance scales must be >= 0 (0: unconditional, 1: conditional), got {at_lo}, {at_hi}")
+    check_scale(at_lo), check_scale(at_hi)
     span = max(hi - lo, 1e-9)
     return lambda t: at_lo + (at_hi - at_lo) * min(1.0, max(0.0, (float(t) - lo) / span))
 
@@ -97,8 +96,8 @@ def conditioned(model, cond, guidance_scale: float | Callable[[float], float] | 
     scheduled = callable(guidance_scale)
     if not scheduled and (guidance_scale is None or guidance_scale == 1):
         return lambda x, t: model(x, t, cond)
-    if not scheduled and guidance_scale < 0:
-        raise ValueError(f"the guidance scale must be >= 0 (0: unconditional, 1: conditional), got {guidance_scale}")
+    if not scheduled:
+        check_scale(guidance_scale)
     if null_condition is None:
         raise ValueError("classifier-free guidance needs the null condition the model was trained with (label "
                          "dropout): pass null_condition=, or guidance_scale=None for the plain conditional model")
@@ -115,6 +114,12 @@ def conditioned(model, cond, guidance_scale: float | Callable[[float], float] | 
     return lambda x, t: inside(x, t) if lo <= float(t) <= hi else model(x, t, cond)
 
 
+def check_scale(scale: float) -> None:
+    """A guidance scale below 0 is refused with a clear error."""
+    if scale < 0:
+        raise ValueError(f"the guidance scale must be >= 0 (0: unconditional, 1: conditional), got {scale}")
+
+
 def check_interval(interval) -> tuple[float, float]:
     """A guidance interval as ``(lo, hi)`` timesteps, or a clear error."""
     try:
@@ -126,7 +131,7 @@ def check_interval(interval) -> tuple[float, float]:
     return lo, hi
 
 
-def model_evaluations(scheduler, steps: int, guidance_scale: float | None = None,
+def model_evaluations(scheduler, steps: int, guidance_scale: float | Callable[[float], float] | None = None,
                       guidance_interval: tuple[float, float] | None = None) -> int:
     """Model evaluations per sample: one per step, two for each guided step (the budget lesson 1 counts)."""
     if guidance_scale is None or (not callable(guidance_scale) and guidance_scale == 1):
