@@ -223,16 +223,17 @@ class LabelTokens(nn.Module):
 class ScratchUNet(ModelMixin, ConfigMixin):
     """A class-conditional UNet written by hand: ``model(x_t, t, labels)`` predicts the noise (or v).
 
-    ``channels[i]`` is the width at resolution ``sample_size / 2^i``. Each level has ``num_res_blocks``
+    ``channels[i]`` is the width at resolution ``sample_size / (patch_size * 2^i)``. Each level has ``num_res_blocks``
     :class:`ResBlock` (plus :class:`SelfAttention` at the resolutions in ``attention_resolutions``), then a
     strided-convolution :class:`Downsample`. The bottleneck is ResBlock -> SelfAttention -> CrossAttention to
     the :class:`LabelTokens` -> ResBlock. The up path mirrors it, concatenating the skip connections and
     upsampling by nearest neighbour + convolution. Labels are integers (one-hot) or ``(B, num_labels)``
     multi-hot vectors. With ``labels_in_film`` the label vector also goes, through one linear layer, into the
     shared time vector (as ADM does with classes), so that every block's FiLM is label-aware. With
-    ``patch_size`` p > 1 each p x p block of pixels is folded into channels first (``pixel_unshuffle``, as
-    lesson 1's ``ClassConditionedUnet`` does), so the first level works at ``sample_size / p`` and
-    ``attention_resolutions`` count in that folded grid; the output is unfolded again (``pixel_shuffle``).
+    ``patch_size`` p > 1 each p x p block of pixels is folded into channels first (``fold``, a
+    ``PixelUnshuffle``, as lesson 1's ``ClassConditionedUnet`` does), so the first level works at
+    ``sample_size / p`` and ``attention_resolutions`` count in that folded grid; the output is unfolded again
+    (``unfold``, a ``PixelShuffle``).
     Introduced in lesson 4.
     """
 
@@ -266,6 +267,9 @@ class ScratchUNet(ModelMixin, ConfigMixin):
         self.label_tokens = LabelTokens(num_labels, label_dim)
         # optional second path for the label: added to the time vector, so every block's FiLM also knows it
         self.label_embedding = nn.Linear(num_labels, emb_dim) if labels_in_film else None
+        # p x p pixels -> p^2 channels and back (no weights; identities when patch_size is 1)
+        self.fold = nn.PixelUnshuffle(patch_size) if patch_size > 1 else nn.Identity()
+        self.unfold = nn.PixelShuffle(patch_size) if patch_size > 1 else nn.Identity()
         self.conv_in = nn.Conv2d(in_channels * patch_size ** 2, channels[0], 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -315,7 +319,7 @@ class ScratchUNet(ModelMixin, ConfigMixin):
             emb = emb + self.label_embedding(y.to(emb.dtype))
         tokens = self.label_tokens(y)
 
-        h = self.conv_in(F.pixel_unshuffle(sample, cfg.patch_size) if cfg.patch_size > 1 else sample)
+        h = self.conv_in(self.fold(sample))
         skips = [h]
         for layer in self.down:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
@@ -336,7 +340,7 @@ class ScratchUNet(ModelMixin, ConfigMixin):
             else:
                 h = layer(h)
         out = self.conv_out(F.silu(self.norm_out(h)))
-        return F.pixel_shuffle(out, cfg.patch_size) if cfg.patch_size > 1 else out
+        return self.unfold(out)
 
 
 def shape_trace(model: ScratchUNet, batch: int = 1) -> list[tuple[str, tuple[int, ...]]]:
@@ -348,8 +352,8 @@ def shape_trace(model: ScratchUNet, batch: int = 1) -> list[tuple[str, tuple[int
     cfg = model.config
     rows, hooks = [], []
     for name, module in model.named_modules():
-        if isinstance(module, (ResBlock, SelfAttention, CrossAttention, Downsample, Upsample)) or name in (
-                "conv_in", "conv_out"):
+        if isinstance(module, (ResBlock, SelfAttention, CrossAttention, Downsample, Upsample, nn.PixelUnshuffle,
+                               nn.PixelShuffle)) or name in ("conv_in", "conv_out"):
             hooks.append(module.register_forward_hook(
                 lambda m, args, out, name=name: rows.append((f"{name} ({type(m).__name__})", tuple(out.shape)))))
     try:

@@ -293,7 +293,11 @@ def test_patch_size_folds_pixels_into_channels_and_back():
     folded = tiny_unet(patch_size=2)
     x = torch.randn(2, 3, 16, 16)
     assert folded(x, torch.tensor([3, 900]), torch.tensor([0, 4])).shape == x.shape
-    rows = dict(shape_trace(folded))
+    trace = shape_trace(folded)
+    assert trace[0] == ("fold (PixelUnshuffle)", (1, 12, 8, 8))
+    assert trace[-1] == ("unfold (PixelShuffle)", (1, 3, 16, 16))
+    assert not any(n.startswith(("fold", "unfold")) for n, _ in shape_trace(tiny_unet()))  # unfolded: no such rows
+    rows = dict(trace)
     conv_in = next(s for n, s in rows.items() if n.startswith("conv_in"))
     assert conv_in[1:] == (8, 8, 8)  # 2x2 pixels folded: the first level works at 8x8
     assert folded.conv_in.in_channels == 12 and folded.conv_out.out_channels == 12
