@@ -7,6 +7,7 @@ with the hand-written ScratchUNet.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -215,6 +216,11 @@ def load_pipeline(path: str | os.PathLike, expected_model: str | None = None,
     if expected_model is not None and found != expected_model:
         raise CheckpointError(f"{path} holds a {found} model, but this step needs a {expected_model}; "
                               "was it trained for another lesson?")
+    # diffusers loads a component only from a library already imported: import the course's own (lesson 4's
+    # ScratchUNet lives in course_utils.scratch, which `import course_utils` does not load until it is used)
+    for library, _ in (v for v in meta.values() if isinstance(v, list) and len(v) == 2):
+        if isinstance(library, str) and library.startswith("course_utils."):
+            importlib.import_module(library)
     try:
         return cls.from_pretrained(path).to(device)
     except Exception as e:  # a truncated safetensors file, a missing config, a foreign weight file, ...

@@ -241,6 +241,18 @@ def test_pipeline_round_trip_with_the_scratch_unet(tmp_path):
         again(torch.ones(1, 3), **kw)
 
 
+def test_a_scratch_pipeline_loads_before_course_utils_scratch_is_imported(tmp_path, monkeypatch):
+    import sys
+
+    import course_utils
+    from course_utils.pipelines import ConditionalDDPMPipeline, load_pipeline
+    ConditionalDDPMPipeline(unet=tiny_unet(), scheduler=CosineDDPM().to_diffusers()).save_pretrained(tmp_path / "p")
+    # as in a fresh session: `import course_utils` has not imported its scratch module yet
+    monkeypatch.setattr(course_utils, "scratch", sys.modules["course_utils.scratch"])
+    monkeypatch.delitem(sys.modules, "course_utils.scratch")
+    assert type(load_pipeline(tmp_path / "p").unet).__name__ == "ScratchUNet"
+
+
 def test_yaml_configs_load_for_every_task_and_preset(tmp_path):
     from course_utils.configs import PRESET_NAMES, config_text, load_config
     for task in ("emoji32", "cifar10", "celeba"):
