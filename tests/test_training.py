@@ -138,7 +138,7 @@ def test_train_config_defaults_are_the_course_recipe():
 def test_train_config_from_a_config_section_and_epochs():
     cfg = load_config("emoji32", "cpu")
     exercise = TrainConfig.from_config(cfg, 753, "exercise")
-    assert exercise.cond_drop_prob == 0.1 and exercise.batch_size == 32 and exercise.max_steps == 800
+    assert exercise.cond_drop_prob == 0.1 and exercise.batch_size == 32 and exercise.max_steps == 1100
     gpu = TrainConfig.from_config(load_config("mnist", "gpu"), 60000)
     assert gpu.max_steps == 4680  # 10 epochs of batch 128
     sprites = TrainConfig.from_config(load_config("sprites", "gpu"), 753)

@@ -30,7 +30,7 @@
 # 1. embed the timestep with sinusoids and apply it in every residual block with **FiLM**;
 # 2. build residual blocks, **self-attention** (mid resolution and bottleneck), **cross-attention** to the
 #    labels at the bottleneck, strided-convolution downsampling and nearest-neighbour upsampling;
-# 3. assemble the UNet, count its parameters and trace the shapes through it;
+# 3. assemble the UNet (at `cpu` with 2x2 pixels folded into channels), count its parameters and trace the shapes;
 # 4. write the **cosine schedule**, the forward process, the training target and the **sampling step** by hand,
 #    and check them against diffusers;
 # 5. measure bf16 on your device, train with EMA, and compare EMA with raw weights, **measured**;
@@ -210,6 +210,14 @@ print("down:", tuple(scratch.Downsample(8)(fmap).shape), "| up:", tuple(scratch.
 # Bottleneck: residual block, self-attention, **cross-attention to the label tokens**, residual block. Up path:
 # the mirror image, each block also reading the down path's feature map at the same resolution (the skip
 # connections), then nearest-neighbour upsampling. The trace shows every block's output shape.
+#
+# At `cpu` the config adds lessons 1 and 2's speed trick around it, `patch_size: 2`: `fold` (`nn.PixelUnshuffle`, no
+# weights) turns each 2x2 block of pixels into 4 channels, so a 3 x 32x32 image enters as 12 x 16x16, the three levels
+# work at 16, 8 and 4 pixels, and `unfold` (`nn.PixelShuffle`) puts the output back at 32x32: the first and last rows
+# of the trace. The 32x32 level is gone and a step costs about three quarters as much. Side by side with the four-level
+# UNet without the fold (channels 16, 32, 64, 128) for 540 s each on four seeds, the folded one took 1.34-1.36x the
+# steps, was judged correct as often (median 79.0% against 79.2%) and had a lower classifier FID on every seed
+# (README, lesson 4). To train the unfolded one, set `patch_size: 1` and `channels: [16, 32, 64, 128]` in your config.
 
 # %%
 torch.manual_seed(SEED)
@@ -275,10 +283,10 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # ## 10. bf16 on this device?
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
 # on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
-# `cpu` model's step 15.6 times slower at batch 32 (README); the stored run of the cell below comes from a CPU of the
-# same family with bf16 units (AVX-512 BF16), where it took 0.82 times the time of float32 at the config's batch 16.
-# (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does there was not
-# measured.) On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
+# step of the `cpu` model of then (unfolded) 15.6 times slower at batch 32 (README); the stored run of the cell below
+# comes from a CPU of the same family with bf16 units (AVX-512 BF16), where it took 0.91 times the time of float32 at
+# the config's batch 16. (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does
+# there was not measured.) On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
 # times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64 (README;
 # `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with `--config-only`): the
 # emoji32 `gpu` config therefore trains in float32 (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with
@@ -316,8 +324,8 @@ for name, seconds in timing.items():
 # one (by 5.6): median 78.4% against 74.9%, with a wider spread (README, lesson 4).
 #
 # **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
-# (on this course's 2-core machine the shipped checkpoint ran 2,077 of the config's 3,000 steps of batch 16 in it; a
-# faster machine stops at the 3,000 steps first: 490 s in the stored run).
+# (on the 2-core machine of the stored run the shipped checkpoint ran 5,235 of the config's 6,000 steps of batch 16 in
+# it, and the stored run 4,994; a faster machine stops at the 6,000 steps first).
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
@@ -359,41 +367,44 @@ if cfg.get("judge") and not train_set.smoke_only:
 
 # %% [markdown]
 # What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0): at `cpu`, with guidance at the config's scale 2,
-# the shipped checkpoint's EMA weights were judged correct 80.4% of the time (97% of the judge's own 82.6% on real
-# emoji), classifier FID 21.5. Its raw weights gave 81.2% (FID 20.5): at this budget the average and the last weights
-# differ by less than two models of the same recipe do (below). On a GPU (the `gpu` config, then in bf16, stopped at 300
-# s after 3,648 steps of batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better: 85.8% against 80.6%,
-# FID 8.07 against 13.53. The average pays off when there are many steps to average; in a short run with a high learning
-# rate, the last weights are already close to it. At `cpu` flags are recognisable and faces are yellow discs with
-# features; food (52%) and places are not yet recognisable objects. Why not the `gpu` config on a CPU: trained side by
-# side with the `cpu` config for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu
-# --per-class 50`), it took 22 and 23 steps and every sample was judged an animal (20%, chance); the `cpu` config (then
-# with Adam's default betas) took 1,711 and 1,712 steps and was judged 73.6% and 69.2% correct.
+# the shipped checkpoint (5,235 steps in 540 s) was judged correct 80.4% of the time with its EMA weights (97% of the
+# judge's own 82.6% on real emoji), classifier FID 14.2. Its raw weights gave 79.4% (FID 13.6): at this budget the
+# average and the last weights differ by less than two models of the same recipe do (below). On a GPU (the `gpu` config,
+# then in bf16, stopped at 300 s after 3,648 steps of batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly
+# better: 85.8% against 80.6%, FID 8.07 against 13.53. The average pays off when there are many steps to average; in a
+# short run with a high learning rate, the last weights are already close to it. At `cpu` flags have their rounded
+# corners and bands of colour, faces are yellow discs with eyes and a mouth, and places have sky above something
+# built; food (54%) is blobs of colour, and neither food nor places are recognisable objects yet. Why not the `gpu`
+# config on a CPU: trained side by side with the `cpu` config for the same 540 s, twice (`python
+# bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took 22 and 23 steps and every sample
+# was judged an animal (20%, chance); the `cpu` config (then unfolded, with Adam's default betas) took 1,711 and 1,712
+# steps and was judged 73.6% and 69.2% correct.
 #
-# What this config lacks most is time. In one run on this kind of machine that reached 2,448 steps in the 540 s, one
-# model was judged 77.6% correct (94% of the judge), FID 19.8; the same config trained for twice that time (4,902 steps)
-# gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and food staying at 38% (`python
-# bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used Adam's default betas). With
-# the config as it is now, four times the time (2,160 s, about 8,300 steps; `budgets --factors 1 4`, two seeds) gave
-# 86.2% and 83.2% (104% and 101% of the judge) and halved the FID (9.8 and 9.0 against 21.4): faces got ears and
-# clearer features and places became scenes, but food was still no recognisable object, though the judge called it
-# food as often as it recognises real food emoji (64% and 57% of the samples, against 63%). The README shows the
-# grids. Eight models of the config
-# on the course's machine (2,027 to 2,192 steps in 540 s: five of `bench_lesson4.py side-by-side` and `budgets`, the
-# checkpoint of `recipe` and this lesson's two earlier stored runs) were judged 68.2% to 82.2% correct, median 79.6%
-# (96.3% of the judge); on a faster machine two more, which took 3,211 and 3,215 steps in 540 s, were judged 81.6% and
-# 76.8%, and two more with other seeds, 3,838 and 3,854 steps, 78.8% and 79.6% (the README's comparisons with a folded
-# layout); with the EMA decay at 0.995, eleven models had a median of 77.2% (93%). A higher guidance scale is no
-# shortcut: on the previous checkpoint scale 3 gave 84.0% where scale 2 gave 77.8%, but another model fell to 66.4% at
-# scale 3: its flags, guided too hard, were taken for another category. To go further on your machine, raise
-# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
-# again.
+# What this config lacks most is time. Measured with the unfolded UNet of before (channels 16 to 128): in one run that
+# reached 2,448 steps in the 540 s, one model was judged 77.6% correct (94% of the judge), FID 19.8; the same config
+# trained for twice that time (4,902 steps) gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and
+# food staying at 38% (`python bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used
+# Adam's default betas). With the config of 2026-12-01, four times the time (2,160 s, about 8,300 steps; `budgets
+# --factors 1 4`, two seeds) gave 86.2% and 83.2% (104% and 101% of the judge) and halved the FID (9.8 and 9.0 against
+# 21.4): faces got ears and clearer features and places became scenes, but food was still no recognisable object,
+# though the judge called it food as often as it recognises real food emoji (64% and 57% of the samples, against
+# 63%). The README shows the grids. Eight models of that unfolded config on the course's machine (2,027 to 2,192 steps
+# in 540 s) were judged 68.2% to 82.2% correct, median 79.6% (96.3% of the judge). The fold was chosen side by side with
+# it on a faster machine (section 7; four seeds, 540 s each): unfolded 3,211 to 3,854 steps, judged 81.6%, 76.8%,
+# 78.8% and 79.6%, FID 16.4, 22.2, 15.8 and 14.8; folded 4,367 to 5,142 steps, judged 80.2%, 78.0%, 78.2% and 79.8%,
+# FID 16.3, 10.2, 14.3 and 13.9. With the checkpoint and this lesson's two stored runs, seven models of the folded
+# config (4,367 to 5,235 steps) were judged 77.0% to 80.4% correct, median 79.8% (96.6% of the judge), median FID 13.9.
+# A higher guidance scale is no shortcut: on an earlier checkpoint scale 3 gave 84.0%
+# where scale 2 gave 77.8%, but another model fell to 66.4% at scale 3: its flags, guided too hard, were taken for
+# another category. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops
+# the run first on a fast machine) and run section 11 again.
 #
-# The outputs stored in this notebook come from that faster machine (2 cores of an AMD EPYC of family 25 model 17,
-# with AVX-512 BF16), not the one that trained the checkpoint: section 11 ran all of the config's 3,000 steps, in
-# 490 s, and the cell above judged the EMA weights 76.0% correct (92% of the judge), FID 20.5, and the raw weights 75.8%,
-# FID 21.0, both at scale 2: within the spread of the models above, below the checkpoint's 80.4%. The exercise's 800
-# steps took 190 s there and gave 21.5 / 58.5 / 89.5%, inside the check's ranges around the reference figures below.
+# The outputs stored in this notebook come from the machine that trained the checkpoint (2 cores of an AMD EPYC of
+# family 25 model 17, with AVX-512 BF16): section 11 ran 4,994 steps in its 540 s, and the cell above judged the EMA
+# weights 80.4% correct (97% of the judge), FID 13.7, and the raw weights 81.2%, FID 13.7, both at scale 2. The Chinese
+# notebook's run on the same machine, slower at that time, took 4,559 steps and gave 77.0% (FID 12.9), raw 76.2%: two
+# runs of one recipe differ by a few points. The exercise's 1,100 steps gave 19.0 / 55.5 / 81.5% in both, the reference
+# figures below.
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -430,7 +441,8 @@ display(Image(filename=str(gif)))
 # - **CIFAR-10**: one class per image in training; the model trained above is asked for two classes at once
 #   ("cat" and "dog"), a combination it never saw. Expect a mixture, or one class winning.
 #
-# **Before you run it:** with Twemoji at `cpu` this cell trains a second model for at most 3 minutes (600 steps or 180 s, whichever comes first).
+# **Before you run it:** with Twemoji at `cpu` this cell trains a second model for at most 3 minutes (1,000 steps or
+# 180 s, whichever comes first; with the fold, the 600 steps of before left the samples grainier).
 
 # %%
 if cfg.get("multi_hot"):
@@ -484,9 +496,9 @@ except ImportError:
 # accuracy at each. Does guidance help this model?
 #
 # Fill in the TODOs of `guided_accuracy`, run it, then run the check; the solution is in the collapsed cell after it.
-# **Before you run it:** with Twemoji at `cpu` it trains 800 steps of batch 32 (no time limit, so that the check below
-# means the same on every machine: about 5.5 minutes on this course's 2-core machine, 332 s where the reference was
-# measured), then samples 600 images (40 per class at each of the three scales).
+# **Before you run it:** with Twemoji at `cpu` it trains 1,100 steps of batch 32 (no time limit, so that the check below
+# means the same on every machine: 185 s on the 2-core machine where the reference was measured), then samples 600
+# images (40 per class at each of the three scales).
 
 # %%
 def guided_accuracy(cfg, train_set, seed=0):
@@ -531,12 +543,14 @@ elif not accuracy:
 
 # %% [markdown]
 # Measured here (`python bench/bench_lesson4.py guidance`: this exercise's run, 200 DPM-Solver++ 25-step samples per
-# scale): with label dropout $p = 0.1$, class accuracy was 23.0% / 58.5% / **89.0%** at $s$ = 0 / 1 / 3; trained
-# without dropout, 24.0% / 60.0% / 78.5%. Guided samples at $s = 3$ are judged correct more often than the judge's
-# own 82.6% on real emoji: guidance draws exaggerated, easy members of a class. Guidance helps even without dropout,
-# because the all-zero label is a usable "no class" input when the label also enters the FiLM vector; trained for it,
-# it helps 10.5 points more. The check allows 12 points either side of the $p = 0.1$ figures. It needs all 800 steps:
-# when this exercise still stopped at a 240 s limit, a machine twice as slow reached 518 steps and 65% at $s = 3$.
+# scale): with label dropout $p = 0.1$, class accuracy was 19.0% / 55.5% / **81.5%** at $s$ = 0 / 1 / 3; trained
+# without dropout, 21.0% / 58.0% / 75.0%. Guided samples at $s = 3$ are judged correct almost as often as the judge
+# recognises real emoji (82.6%), and the unfolded UNet of earlier runs went past it (89.0%): guidance draws exaggerated,
+# easy members of a class. Guidance helps even without dropout, because the all-zero label is a usable "no class"
+# input when the label also enters the FiLM vector; trained for it, it helps 6.5 points more (one run each). The check
+# allows 12 points either side of the $p = 0.1$ figures. It needs all its steps: after 800 steps the folded UNet gave
+# 66.5% at $s = 3$, and when this exercise still stopped at a 240 s limit, a machine twice as slow reached 518 steps
+# and 65%.
 #
 # Move the guidance scale yourself: the cell draws one row per class with the guided model at $s = 3$; choose
 # another scale or seed and press **Run Interact** to draw again.
@@ -563,11 +577,12 @@ except ImportError:
 # - The UNet is a handful of small modules: a shared sinusoidal time embedding applied by FiLM in every residual
 #   block (with the label added to it in the `cpu` config, the largest gain measured), self-attention where the
 #   feature map is small, cross-attention to label tokens at the bottleneck, strided convolutions down and
-#   nearest-neighbour + convolution up.
+#   nearest-neighbour + convolution up. At `cpu`, 2x2 pixels folded into channels replace the 32x32 level: more
+#   steps in the same time, the same accuracy and a lower FID, measured side by side on four seeds.
 # - The cosine schedule, the forward process and the DDPM sampling step fit in a few lines each, and equal diffusers'
 #   on the same inputs.
-# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (80.4% against 81.2%),
-#   five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a CPU without bf16
-#   units and on an H100, and faster (0.82x the time) on a CPU with them.
+# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (the checkpoint:
+#   80.4% against 79.4%), five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a
+#   CPU without bf16 units and on an H100, and faster (0.91x the time) on a CPU with them.
 # - Label tokens make one-hot classes and multi-hot attributes the same problem, and label dropout adds
 #   classifier-free guidance.
