@@ -212,11 +212,13 @@ print("down:", tuple(scratch.Downsample(8)(fmap).shape), "| up:", tuple(scratch.
 # connections), then nearest-neighbour upsampling. The trace shows every block's output shape.
 #
 # At `cpu` the config adds lessons 1 and 2's speed trick around it, `patch_size: 2`: `fold` (`nn.PixelUnshuffle`, no
-# weights) turns each 2x2 block of pixels into 4 channels, so a 3 x 32x32 image enters as 12 x 16x16, the three levels
-# work at 16, 8 and 4 pixels, and `unfold` (`nn.PixelShuffle`) puts the output back at 32x32: the first and last rows
-# of the trace. The 32x32 level is gone and a step costs about three quarters as much. Side by side with the four-level
-# UNet without the fold (channels 16, 32, 64, 128) for 540 s each on four seeds, the folded one took 1.34-1.36x the
-# steps, was judged correct as often (median 79.0% against 79.2%) and had a lower classifier FID on every seed
+# weights) turns each 2x2 block of pixels of each colour channel into 4 channels, so a 3 x 32x32 image enters as
+# 3 x 4 = 12 channels at 16x16 (the trace's first row). The three levels work at 16, 8 and 4 pixels, and
+# `attention_resolutions: [8]` counts in this folded grid (the self-attention rows at 8x8). `conv_out` predicts 12
+# channels at 16x16, which `unfold` (`nn.PixelShuffle`) rearranges into 3 x 32x32 (the last row). Without the fold the
+# UNet needs a fourth level at 32x32 (channels 16, 32, 64, 128); the fold removes it, and a step costs about three
+# quarters as much. Side by side with that four-level UNet for 540 s each on four seeds, the folded one took 1.33-1.36x
+# the steps, was judged correct as often (median 79.0% against 79.2%) and had a lower classifier FID on every seed
 # (README, lesson 4). To train the unfolded one, set `patch_size: 1` and `channels: [16, 32, 64, 128]` in your config.
 
 # %%
@@ -316,12 +318,14 @@ for name, seconds in timing.items():
 # step. The exercise at the end builds and measures it yourself.
 #
 # The optimizer is AdamW with lesson 1's `adam_betas: [0.9, 0.99]`: its average of squared gradients remembers about 100
-# steps instead of 1,000, which suits a run of about 2,000 steps. Trained side by side with Adam's default 0.999 on four
-# seeds, it moved the median by a point and halved the spread between seeds (README, lesson 4). The EMA decay is lesson
-# 1's too, `ema_decay: 0.999`: with the warm-up $d = \min(0.999, 1 - (1 + \text{step})^{-0.75})$ reaches about 0.9967 by
-# step 2,000, an average over about the last 300 steps; a cap of 0.995 held it from step 1,170 on, about the last 200.
-# Side by side on four seeds, 0.999 was judged more accurate in three pairs (by 5.2, 1.8 and 4.2 points) and less in
-# one (by 5.6): median 78.4% against 74.9%, with a wider spread (README, lesson 4).
+# steps instead of 1,000, which suits a short run. Trained side by side with Adam's default 0.999 on four seeds (the
+# unfolded UNet of then, about 2,000 steps in 540 s), it moved the median by a point and halved the spread between
+# seeds (README, lesson 4). The EMA decay is lesson 1's too, `ema_decay: 0.999`: with the warm-up
+# $d = \min(0.999, 1 - (1 + \text{step})^{-0.75})$ reaches about 0.9967 by step 2,000, an average over about the
+# last 300 steps, and about 0.9983 by step 5,000 (the folded runs), about the last 600; a cap of 0.995 holds it from
+# step 1,170 on, about the last 200. Side by side on four seeds of the unfolded UNet, 0.999 was judged more accurate in
+# three pairs (by 5.2, 1.8 and 4.2 points) and less in one (by 5.6): median 78.4% against 74.9%, with a wider spread
+# (README, lesson 4).
 #
 # **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
 # (on the 2-core machine of the stored run the shipped checkpoint ran 5,235 of the config's 6,000 steps of batch 16 in
@@ -442,7 +446,8 @@ display(Image(filename=str(gif)))
 #   ("cat" and "dog"), a combination it never saw. Expect a mixture, or one class winning.
 #
 # **Before you run it:** with Twemoji at `cpu` this cell trains a second model for at most 3 minutes (1,000 steps or
-# 180 s, whichever comes first; with the fold, the 600 steps of before left the samples grainier).
+# 180 s, whichever comes first: the stored runs stopped at 180 s, after 943 and 979 steps; with the fold, the 600
+# steps of before drew grainier samples, README).
 
 # %%
 if cfg.get("multi_hot"):
