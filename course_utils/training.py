@@ -418,7 +418,8 @@ def training_run(
     bar = tqdm(total=config.max_steps, initial=step, desc="train", dynamic_ncols=True,
                disable=not (progress and accelerator.is_main_process))
     model.train()
-    stopped_early = False
+    # a run resumed after its time limit has nothing left to train (raise time_limit_s to go on)
+    stopped_early = step > 0 and config.time_limit_s is not None and train_seconds >= config.time_limit_s
     window = []
     lr = set_learning_rate()
     started = time.perf_counter()  # this step's start: the time between yields belongs to other runs

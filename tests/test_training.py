@@ -75,10 +75,15 @@ def test_resume_refuses_a_checkpoint_of_another_model(tiny_model, tiny_dataset, 
                         progress=False)
 
 
-def test_time_limit_stops_early(tiny_model, tiny_dataset):
+def test_time_limit_stops_early(tiny_model, tiny_dataset, tmp_path):
     res = train_diffusion(tiny_model, make_noise_scheduler(), tiny_dataset,
-                          TrainConfig(max_steps=1000, time_limit_s=0.0, **CFG), progress=False)
+                          TrainConfig(max_steps=1000, time_limit_s=0.0, **CFG), out_dir=tmp_path, progress=False)
     assert res.stopped_early and res.step == 1
+    # run again on the same folder: the run's time is spent, so it resumes and stops without another step
+    again = train_diffusion(_fresh_tiny_unet(), make_noise_scheduler(), tiny_dataset,
+                            TrainConfig(max_steps=1000, time_limit_s=0.0, **CFG), out_dir=tmp_path, progress=False)
+    assert again.stopped_early and again.step == 1 and len(again.losses) == 1
+    torch.testing.assert_close(_params(again.raw_model), _params(res.raw_model))
 
 
 def test_ema_weights_lag_behind_the_raw_weights(tiny_model, tiny_dataset):
