@@ -418,8 +418,10 @@ def training_run(
     bar = tqdm(total=config.max_steps, initial=step, desc="train", dynamic_ncols=True,
                disable=not (progress and accelerator.is_main_process))
     model.train()
-    # a run resumed after its time limit has nothing left to train (raise time_limit_s to go on)
-    stopped_early = step > 0 and config.time_limit_s is not None and train_seconds >= config.time_limit_s
+    def out_of_time():
+        return config.time_limit_s is not None and train_seconds >= config.time_limit_s
+
+    stopped_early = step > 0 and out_of_time()  # resumed after its time limit: nothing left (raise time_limit_s)
     window = []
     lr = set_learning_rate()
     started = time.perf_counter()  # this step's start: the time between yields belongs to other runs
@@ -455,7 +457,7 @@ def training_run(
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{lr:.2e}")
             if on_step is not None:
                 on_step(step, step_loss)
-            stopped_early = config.time_limit_s is not None and train_seconds >= config.time_limit_s
+            stopped_early = out_of_time()
             if step >= config.max_steps or stopped_early:
                 break
             if config.checkpoint_every and step % config.checkpoint_every == 0:
