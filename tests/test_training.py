@@ -6,7 +6,8 @@ import torch
 from course_utils.configs import load_config
 from course_utils.errors import ConfigError
 from course_utils.schedulers import make_noise_scheduler
-from course_utils.training import TrainConfig, diffusion_loss, list_checkpoints, steps_for_epochs, train_diffusion
+from course_utils.training import (TrainConfig, diffusion_loss, list_checkpoints, random_flip, steps_for_epochs,
+                                   train_diffusion)
 
 CFG = dict(batch_size=16, learning_rate=1e-3, ema_decay=0.9, mixed_precision="no", log_every=1, seed=3,
            lr_schedule="cosine", warmup_steps=2)
@@ -110,6 +111,40 @@ def test_fused_optimizer_and_ema_do_the_arithmetic_of_the_loops(tiny_dataset):
     torch.testing.assert_close(_params(fused.raw_model), _params(loops.raw_model), rtol=0, atol=step)
     torch.testing.assert_close(_params(fused.model), _params(loops.model), rtol=0, atol=step)
     assert not torch.allclose(_params(fused.model), _params(fused.raw_model))  # the EMA did average
+
+
+def test_random_flip_mirrors_about_half_the_images_and_only_left_right():
+    torch.manual_seed(0)
+    images = torch.rand(400, 3, 4, 5)
+    flipped = random_flip(images)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    kept = (flipped == images).flatten(1).all(1)
+    assert bool((mirrored ^ kept).all()), "each image is either kept or mirrored left-right, nothing else"
+    assert 160 < int(mirrored.sum()) < 240
+
+
+def test_random_flip_is_a_train_setting_and_the_run_trains_on_flipped_images(tiny_dataset):
+    import course_utils.training as training
+
+    assert TrainConfig.from_config({"train": {"random_flip": True}}, 10).random_flip
+    seen = []
+
+    def loss_fn(model, noise_scheduler, x0, cond, config, null_condition=None):
+        seen.append(x0.detach().clone())
+        return training.training_loss(model, noise_scheduler, x0, cond, config, null_condition)
+
+    data = tiny_dataset.subset(16)  # one batch
+    for flip in (False, True):
+        seen.clear()
+        train_diffusion(_fresh_tiny_unet(), make_noise_scheduler(), data,
+                        TrainConfig(max_steps=1, random_flip=flip, **CFG), loss_fn=loss_fn, progress=False)
+        batch = seen[0]
+        originals = [data[i][0] for i in range(len(data))]
+        as_stored = [any(torch.equal(x, o) for o in originals) for x in batch]
+        if not flip:
+            assert all(as_stored)
+        else:  # mirrored images are not in the data set (the tiny images are not symmetric)
+            assert not all(as_stored) and any(as_stored)
 
 
 def test_min_snr_weighting_downweights_low_noise_steps():
