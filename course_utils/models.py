@@ -125,9 +125,23 @@ def null_condition_for(model) -> "NullClass | callable | None":
     cfg = getattr(model, "config", None)
     if cfg is not None and "null_class" in cfg:
         return NullClass(cfg.num_classes) if cfg.null_class else None
-    if isinstance(model, LabelConditionedUnet) or (cfg is not None and "num_labels" in cfg):
+    if label_count(model) is not None:
         return torch.zeros_like
     return None
+
+
+def label_count(model) -> int | None:
+    """The length of the label vectors ``model`` takes (lesson 2's :class:`LabelConditionedUnet`, lesson 4's
+    ``ScratchUNet``), or ``None`` for a model that takes integer classes or no labels. Such a model also takes
+    integer classes, as one-hot vectors; guidance must give it vectors, since the all-zero "no label" of an
+    integer class would be class 0 (:func:`course_utils.sampling.sample_images`).
+
+    Introduced in lesson 2.
+    """
+    if isinstance(model, LabelConditionedUnet):
+        return model.num_classes
+    cfg = getattr(model, "config", None)
+    return cfg.num_labels if cfg is not None and "num_labels" in cfg else None
 
 
 def label_vectors(labels, num_classes: int, batch: int | None = None) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from .models import label_count, label_vectors
 from .schedulers import make_sampler
 
 # The guidance scale when none is given: measured best of 0 / 1 / 3 / 7 for lesson 3's captions (README).
@@ -178,6 +179,10 @@ def sample_images(model, noise_scheduler, conditions, num_inference_steps: int =
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if not isinstance(conditions, dict):
         conditions = torch.as_tensor(conditions)  # integer classes, or one-hot / multi-hot vectors
+        if (count := label_count(model)) is not None:
+            # a model of label vectors gets integer classes as one-hot vectors, so that the null condition of
+            # guidance, torch.zeros_like, is the all-zero vector "no label" and not class 0
+            conditions = label_vectors(conditions, count)
     cfg = model.config
     shape = (cfg.in_channels, cfg.sample_size, cfg.sample_size)
     dtype = next(model.parameters()).dtype

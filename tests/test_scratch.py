@@ -316,3 +316,21 @@ def test_patch_size_folds_pixels_into_channels_and_back():
     assert min(s[-1] for s in rows.values()) == 2  # two halvings below the folded 8x8
     with pytest.raises(ValueError, match="divisible by 8"):
         ScratchUNet(**{**TINY, "sample_size": 12, "patch_size": 2})  # 12 / 2 = 6 cannot be halved twice
+
+
+def test_guided_sampling_with_integer_classes_guides_away_from_no_label_not_from_class_0():
+    # evaluate_model and the lessons pass integer classes; with torch.zeros_like as the null condition, an integer 0
+    # would be class 0, so class 0 would not be guided at all and the others pushed away from class 0
+    from course_utils.sampling import sample_images
+
+    model, sched = tiny_unet(), DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    classes = torch.tensor([0, 0, 3])
+
+    def draw(conditions, scale):
+        return sample_images(model, sched, conditions, 3, "ddpm", seed=0, guidance_scale=scale,
+                             null_condition=torch.zeros_like)
+
+    one_hot = torch.eye(5)[classes]
+    torch.testing.assert_close(draw(classes, 3.0), draw(one_hot, 3.0))  # integers are one-hot vectors
+    # against the all-zero "no label", the scale changes class 0's samples too
+    assert not torch.allclose(draw(classes, 2.0)[:2], draw(classes, 3.0)[:2])
