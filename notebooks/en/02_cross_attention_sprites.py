@@ -205,8 +205,8 @@ plt.show()
 # enough to keep them busy. For lesson 4's GPU models (15.6M to 27.9M parameters) it barely paid even on an H100:
 # bf16 autocast took 0.91 to 1.18 times the time of float32 per step (README, `bench/bench_lesson4.py throughput`),
 # and on a 2-core CPU without bf16 units, as this course's machines often are, it took 10 to 15 times as long (15.3x
-# at batch 64 in `bench/bench_lesson2.py throughput`). CPUs differ: the stored run below is from a CPU with bf16 units
-# (AVX-512 BF16), where it took 0.73 times the time of float32 at the cell's batch of 32. So we
+# at batch 64 in `bench/bench_lesson2.py throughput`). CPUs differ: the stored run below is from an Intel Xeon with bf16
+# units (AVX-512 BF16 and AMX), where it took 0.91 times the time of float32 at the cell's batch of 32. So we
 # **measure** one training step under each precision on this device (interleaved, median of a few repeats):
 
 # %%
@@ -232,7 +232,7 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # block per level, cross-attention at 4x4 and in the middle block only. Trained side by side for the same 540 s with
 # the earlier unfolded (32, 64, 64) UNet at 16x16, 8x8 and 4x4, the folded one took 1.58 times the steps and was
 # judged correct more often on both seeds, 90.8% and 90.0% against 84.6% and 81.0%, with food at 73% and 82% against
-# 54% and 49% (README, `bench_lesson2.py side-by-side`).
+# 54% and 49% (README, `bench_lesson2.py side-by-side`; both sides guided with the mistake of section 7).
 #
 # Like lesson 1's `cpu` recipe, it also trains with **label dropout** (`cond_drop_prob: 0.1`): one label in ten is
 # replaced by the all-zero vector, "no label", so the same network also learns to denoise without a class. Sampling
@@ -307,25 +307,34 @@ plt.show()
 # judge features with real ones; two sets of real sprites give the floor beside it.
 #
 # What to expect at `cpu` (the shipped checkpoint, `data/pretrained/sprites-cpu/README.md`, offline emoji; 500 DDPM
-# 25-step samples, `python bench/bench_lesson2.py scales`): at the preset's guidance scale 2, **91.6%** judged the
-# requested category, 117% of the judge's own 78.42% on held-out real emoji, classifier FID 13.73; the same model
-# without guidance 79.4%, FID 17.49. Guidance takes places and flags to 100% and animals from 69% to 95%; food, the
-# hardest class, is judged right 77% of the time, more often than the judge recognises real food emoji (66.7%).
-# Faces, flags and places are recognisable; food has the shapes and colours of fruit and dishes.
+# 25-step samples, `python bench/bench_lesson2.py scales --scales 1 2 3 4`): at the preset's guidance scale 2,
+# **94.6%** judged the requested category, 121% of the judge's own 78.42% on held-out real emoji, classifier FID 14.96;
+# the same model without guidance 79.4%, FID 17.49. Guidance takes every category to 88% or more; food, which the judge
+# itself recognises in only 66.7% of real food emoji, is judged right 90% of the time. At scale 3 the samples are
+# judged right 98.8% of the time but grow alike (FID 17.29), so the preset keeps 2. Faces, flags and places are
+# recognisable; food has the shapes and colours of fruit and dishes.
+#
+# **A mistake this course made.** Until 2026-12-02 this evaluation gave the model its labels as integer classes, with
+# `torch.zeros_like` as "no label". For a one-hot vector the zeros are "no label"; for an integer class they are class
+# 0, Smileys. So Smileys were never guided, and the other categories were pushed away from Smileys instead of away from
+# "no label": the checkpoint was judged 91.6%, its Smileys 86% at every scale, which is how the mistake showed.
+# `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors, so the
+# `torch.zeros_like` below is the all-zero vector. The null condition of guidance must be an input that is no real
+# label.
 #
 # Folding the pixels is what took the recipe there. Trained side by side for the same 540 s, twice (`python
-# bench/bench_lesson2.py side-by-side`, README), the folded UNet took 1.58 times the steps of the earlier unfolded
-# one and was judged 90.8% and 90.0% correct against 84.6% and 81.0%, with a lower FID on both seeds. The earlier
-# checkpoint, unfolded and trained for 1,062 steps on a slower machine, was judged 70.4%, with food at 26%: at this
-# budget lesson 2 was short of steps, and no sampler, guidance scale, batch size or learning rate had moved food. On
-# a slower machine than ours, this cell gets fewer steps: four models of the folded recipe trained for 320 s here
-# (about 1,980 steps) were judged 80.8% to 87.8%. To go further, raise `cfg["train"]["time_limit_s"]` and run the
-# training cell again.
+# bench/bench_lesson2.py side-by-side`, README, before the fix: like against like), the folded UNet took 1.58 times the
+# steps of the earlier unfolded one and was judged 90.8% and 90.0% correct against 84.6% and 81.0%, with a lower FID on
+# both seeds. The earlier checkpoint, unfolded and trained for 1,062 steps on a slower machine, was judged 70.4% that
+# way, with food at 26%: at this budget lesson 2 was short of steps. On a slower machine than ours, this cell gets
+# fewer steps: four models of the folded recipe trained for 320 s (about 1,980 steps) were judged 80.8% to 87.8% before
+# the fix. To go further, raise `cfg["train"]["time_limit_s"]` and run the training cell again.
 #
-# The outputs stored in this notebook come from the machine that trained the checkpoint (2 cores of an AMD EPYC of
-# family 25 model 17, with AVX-512): the cell above reached 3,038 steps in its 540 s, and this cell judged 91.4%
-# correct (117% of the judge), FID 15.59. Runs of the same recipe differ by a few points: read one run's figure as
-# +-3. Section 8's two 120 s runs reached 922 and 666 steps there.
+# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02, a
+# faster machine than the checkpoint's: the cell above reached 4,097 steps in its 540 s, and this cell judged 94.0%
+# correct (120% of the judge), FID 14.70. The Chinese notebook's run on the same machine: 4,132 steps, 95.0%, FID
+# 14.74. Runs of the same recipe differ by a point or two: read one run's figure as +-3. Section 8's two 120 s runs
+# reached 1,185 and 947 steps there.
 
 # %%
 guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
@@ -370,9 +379,9 @@ for name, r in comparison.items():
 print(f"real vs real FID: {r['fid_real_vs_real']:.2f}; judge on real held-out sprites: {r['judge_test_accuracy']:.1%}")
 
 # %% [markdown]
-# In the stored runs of this cell (120 s each, one seed, 500 samples), concatenation took 922 steps and was judged
-# **72.6%** correct, FID 25.3; cross-attention 666 steps, 57.6%, FID 35.7 (the Chinese notebook's run: 924 and 770
-# steps, 72.4% and 59.8%). For five fixed classes the simpler conditioning is cheaper per step and at least as good;
+# In the stored runs of this cell (120 s each, one seed, 500 samples, unguided), concatenation took 1,185 steps and was
+# judged **75.0%** correct, FID 21.9; cross-attention 947 steps, 61.0%, FID 27.9 (the Chinese notebook's run: 1,242
+# and 942 steps, 75.8% and 61.0%). For five fixed classes the simpler conditioning is cheaper per step and at least as good;
 # the README's 240 s comparison of the earlier, unfolded layout (`bench_lesson2.py compare --budget 240`) gave the
 # same order. What cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or
 # in lesson 3 a sentence, goes in through the same door.

@@ -286,8 +286,8 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
 # on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
 # step of the `cpu` model of then (unfolded) 15.6 times slower at batch 32 (README); the stored run of the cell below
-# comes from a CPU of the same family with bf16 units (AVX-512 BF16), where it took 0.91 times the time of float32 at
-# the config's batch 16. (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does
+# comes from an Intel Xeon with bf16 units (AVX-512 BF16 and AMX), where it took 0.76 times the time of float32 at
+# the config's batch 16 (0.95 times in the Chinese notebook's run on the same machine). (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does
 # there was not measured.) On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
 # times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64 (README;
 # `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with `--config-only`): the
@@ -328,8 +328,8 @@ for name, seconds in timing.items():
 # (README, lesson 4).
 #
 # **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
-# (on the 2-core machine of the stored run the shipped checkpoint ran 5,235 of the config's 6,000 steps of batch 16 in
-# it, and the stored run 4,994; a faster machine stops at the 6,000 steps first).
+# (the shipped checkpoint ran 5,235 of the config's 6,000 steps of batch 16 in it on a 2-core AMD EPYC, and the stored
+# run 5,524 on a 2-core Intel Xeon; a faster machine stops at the 6,000 steps first).
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
@@ -370,48 +370,45 @@ if cfg.get("judge") and not train_set.smoke_only:
     plt.show()
 
 # %% [markdown]
-# What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0): at `cpu`, with guidance at the config's scale 2,
-# the shipped checkpoint (5,235 steps in 540 s) was judged correct 80.4% of the time with its EMA weights (97% of the
-# judge's own 82.6% on real emoji), classifier FID 14.2. Its raw weights gave 79.4% (FID 13.6): at this budget the
-# average and the last weights differ by less than two models of the same recipe do (below). On a GPU (the `gpu` config,
-# then in bf16, stopped at 300 s after 3,648 steps of batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly
-# better: 85.8% against 80.6%, FID 8.07 against 13.53. The average pays off when there are many steps to average; in a
-# short run with a high learning rate, the last weights are already close to it. At `cpu` flags have their rounded
-# corners and bands of colour, faces are yellow discs with eyes and a mouth, and places have sky above something
-# built; food (54%) is blobs of colour, and neither food nor places are recognisable objects yet. Why not the `gpu`
-# config on a CPU: trained side by side with the `cpu` config for the same 540 s, twice (`python
-# bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took 22 and 23 steps and every sample
-# was judged an animal (20%, chance); the `cpu` config (then unfolded, with Adam's default betas) took 1,711 and 1,712
-# steps and was judged 73.6% and 69.2% correct.
+# What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0, `python bench/bench_lesson4.py scales --scales 1
+# 2 3 4`): at `cpu`, with guidance at the config's scale 2, the shipped checkpoint (5,235 steps in 540 s) was judged
+# correct 88.4% of the time (107% of the judge's own 82.6% on real emoji), classifier FID 11.5; unguided 68.2%, FID
+# 18.1. Every category is judged right more often than the judge recognises real emoji of it; food, the weakest, 73%
+# against 63%. On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of batch 128; unguided,
+# 2,500 DDPM 50-step samples), EMA was clearly better than the raw weights: 85.8% against 80.6%, FID 8.07 against
+# 13.53. The average pays off when there are many steps to average; in a short run with a high learning rate, the last
+# weights are already close to it. At `cpu` flags have their rounded corners and bands of colour, faces are yellow
+# discs with eyes and a mouth, and places have sky above something built; food is blobs of colour, and neither food nor
+# places are recognisable objects yet. Why not the `gpu` config on a CPU: trained side by side with the `cpu` config
+# for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took
+# 22 and 23 steps and every sample was judged an animal (20%, chance), where the `cpu` config (then unfolded) took
+# 1,711 and 1,712.
 #
-# What this config lacks most is time. Measured with the unfolded UNet of before (channels 16 to 128): in one run that
-# reached 2,448 steps in the 540 s, one model was judged 77.6% correct (94% of the judge), FID 19.8; the same config
-# trained for twice that time (4,902 steps) gave 81.2% (98% of the judge), FID 13.5, smileys rising from 59% to 78% and
-# food staying at 38% (`python bench/bench_lesson4.py budgets --seeds 0`, one model each, run when the config still used
-# Adam's default betas). With the config of 2026-12-01, four times the time (2,160 s, about 8,300 steps; `budgets
-# --factors 1 4`, two seeds) gave 86.2% and 83.2% (104% and 101% of the judge) and halved the FID (9.8 and 9.0 against
-# 21.4): faces got ears and clearer features and places became scenes, but food was still no recognisable object, though
-# the judge called it food as often as it recognises real food emoji (64% and 57% of the samples, against 63%). The
-# README shows the grids. Eight models of that unfolded config on the course's machine (2,027 to 2,192 steps in 540 s)
-# were judged 68.2% to 82.2% correct, median 79.6% (96.3% of the judge). The fold was chosen side by side with it on a
-# faster machine (section 7; four seeds, 540 s each): unfolded 3,211 to 3,854 steps, judged 81.6%, 76.8%, 78.8% and
-# 79.6%, FID 16.4, 22.2, 15.8 and 14.8; folded 4,367 to 5,142 steps, judged 80.2%, 78.0%, 78.2% and 79.8%, FID 16.3,
-# 10.2, 14.3 and 13.9. With the checkpoint and this lesson's two stored runs, seven models of the folded config (4,367
-# to 5,235 steps) were judged 77.0% to 80.4% correct, median 79.8% (96.6% of the judge), median FID 13.9. A higher
-# guidance scale was no shortcut for the unfolded UNet: on an earlier checkpoint scale 3 gave 84.0% where scale 2 gave
-# 77.8%, but another model fell to 66.4% at scale 3: its flags, guided too hard, were taken for another category. With
-# the fold, scale 3 gained on all three models measured so far (the checkpoint and this lesson's two stored runs: median
-# 82.4% against 80.4%, FID about the same; README), a candidate for the config, not yet adopted: set
-# `cfg["sample"]["guidance_scale"] = 3` and run the cell above again. To go further on your machine, raise
-# `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section 11
-# again.
+# **A mistake this course made.** Until 2026-12-02 this evaluation gave the model its labels as integer classes, with
+# `torch.zeros_like` as "no label". For a one-hot vector the zeros are "no label"; for an integer class they are class
+# 0, Smileys. So Smileys were never guided, and the other categories were pushed away from Smileys instead of away from
+# "no label": the checkpoint was judged 80.4%, its Smileys 66% at every scale, which is how the mistake showed.
+# `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors, so the
+# `torch.zeros_like` above is the all-zero vector. The null condition of guidance must be an input that is no real
+# label; the exercise below builds its labels as one-hot vectors, and was right all along. Comparisons made before the
+# fix (README) are like against like, both sides with the same mistake.
 #
-# The outputs stored in this notebook come from the machine that trained the checkpoint (2 cores of an AMD EPYC of
-# family 25 model 17, with AVX-512 BF16): section 11 ran 4,994 steps in its 540 s, and the cell above judged the EMA
-# weights 80.4% correct (97% of the judge), FID 13.7, and the raw weights 81.2%, FID 13.7, both at scale 2. The Chinese
-# notebook's run on the same machine, slower at that time, took 4,559 steps and gave 77.0% (FID 12.9), raw 76.2%: two
-# runs of one recipe differ by a few points. The exercise's 1,100 steps gave 19.0 / 55.5 / 81.5% in both, the reference
-# figures below.
+# What this config lacks most is time. Four times the time (2,160 s, about 8,300 steps of the unfolded config; `python
+# bench/bench_lesson4.py budgets --factors 1 4`, two seeds, before the fix) halved the FID (9.8 and 9.0 against 21.4):
+# faces got ears and clearer features and places became scenes, but food was still no recognisable object. The README
+# shows the grids. The fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36
+# times the steps in 540 s, judged correct as often, a lower FID on every seed. A higher guidance scale buys accuracy
+# too: corrected, the checkpoint is judged 95.0% at scale 3 (FID 10.9) and 97.8% at scale 4 (FID 11.1), with food at
+# 87% and 94%. That is one model, so the config keeps 2: set `cfg["sample"]["guidance_scale"] = 3` and run the cell
+# above again to see it on yours. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and `max_steps`,
+# which stops the run first on a fast machine) and run section 11 again.
+#
+# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02:
+# section 11 ran 5,524 steps in its 540 s, and the cell above judged the EMA weights 92.6% correct (112% of the judge),
+# FID 11.9, and the raw weights 92.8%, FID 11.6, both at scale 2. The Chinese notebook's run on the same machine took
+# 5,788 steps and gave 92.0% (FID 10.2), raw 90.8% (FID 9.7): two runs of one recipe differ by a point or two, and at
+# this budget the average and the last weights differ by no more. The exercise's 1,100 steps gave 19.5 / 53.5 / 76.0%
+# in both, inside the reference ranges below (measured on another machine).
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -449,8 +446,8 @@ display(Image(filename=str(gif)))
 #   ("cat" and "dog"), a combination it never saw. Expect a mixture, or one class winning.
 #
 # **Before you run it:** with Twemoji at `cpu` this cell trains a second model for at most 3 minutes (1,000 steps or
-# 180 s, whichever comes first: the stored runs stopped at 180 s, after 943 and 979 steps; with the fold, the 600
-# steps of before drew grainier samples, README).
+# 180 s, whichever comes first: the stored runs of 2026-12-02 ran all 1,000 steps, on a slower machine earlier the
+# runs stopped at 180 s after 943 and 979; with the fold, the 600 steps of before drew grainier samples, README).
 
 # %%
 if cfg.get("multi_hot"):
@@ -589,8 +586,10 @@ except ImportError:
 #   steps in the same time, the same accuracy and a lower FID, measured side by side on four seeds.
 # - The cosine schedule, the forward process and the DDPM sampling step fit in a few lines each, and equal diffusers'
 #   on the same inputs.
-# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (the checkpoint:
-#   80.4% against 79.4%), five points better on a GPU (85.8% against 80.6%); bf16 made this size of model slower on a
-#   CPU without bf16 units and on an H100, and faster (0.91x the time) on a CPU with them.
+# - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (the stored runs:
+#   92.6% against 92.8%, 92.0% against 90.8%), five points better on a GPU (85.8% against 80.6%); bf16 made this size of
+#   model slower on a CPU without bf16 units and on an H100, and faster (0.76x to 0.95x the time) on a CPU with them.
+# - The null condition of guidance must be no real label: the zeros of an integer class are class 0, and guiding away
+#   from it left class 0 unguided in this course's evaluations until it was caught.
 # - Label tokens make one-hot classes and multi-hot attributes the same problem, and label dropout adds
 #   classifier-free guidance.
