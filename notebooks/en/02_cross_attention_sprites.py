@@ -380,10 +380,10 @@ print(f"real vs real FID: {r['fid_real_vs_real']:.2f}; judge on real held-out sp
 
 # %% [markdown]
 # In the stored runs of this cell (120 s each, one seed, 500 samples, unguided), concatenation took 1,185 steps and was
-# judged **75.0%** correct, FID 21.9; cross-attention 947 steps, 61.0%, FID 27.9 (the Chinese notebook's run: 1,242
-# and 942 steps, 75.8% and 61.0%). For five fixed classes the simpler conditioning is cheaper per step and at least as good;
-# the README's 240 s comparison of the earlier, unfolded layout (`bench_lesson2.py compare --budget 240`) gave the
-# same order. What cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or
+# judged **75.0%** correct, FID 21.9; cross-attention 947 steps, 61.0%, FID 27.9 (the Chinese notebook's run: 1,242 and
+# 942 steps, 75.8% and 61.0%). For five fixed classes the simpler conditioning is cheaper per step and at least as
+# good; the README's 240 s comparison of the earlier, unfolded layout (`bench_lesson2.py compare --budget 240`) gave
+# the same order. What cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or
 # in lesson 3 a sentence, goes in through the same door.
 
 # %% [markdown]

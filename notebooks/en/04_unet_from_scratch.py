@@ -286,14 +286,14 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
 # on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
 # step of the `cpu` model of then (unfolded) 15.6 times slower at batch 32 (README); the stored run of the cell below
-# comes from an Intel Xeon with bf16 units (AVX-512 BF16 and AMX), where it took 0.76 times the time of float32 at
-# the config's batch 16 (0.95 times in the Chinese notebook's run on the same machine). (The config still trains in float32 on a CPU, `mixed_precision: auto`: how bf16 training does
-# there was not measured.) On an H100 it was 1.18 times *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91
-# times (faster) for the CIFAR-10 `gpu` model (27.9M) and 1.01 times (no gain) for CelebA's at 64x64 (README;
-# `bench/bench_lesson4.py throughput --preset gpu`, and `--task cifar10` or `--task celeba` with `--config-only`): the
-# emoji32 `gpu` config therefore trains in float32 (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with
-# `auto` (bf16 where the GPU has bf16 units). Measured here, one training step at the preset's batch size, the variants
-# interleaved:
+# comes from an Intel Xeon with bf16 units (AVX-512 BF16 and AMX), where it took 0.76 times the time of float32 at the
+# config's batch 16 (0.95 times in the Chinese notebook's run on the same machine). (The config still trains in float32
+# on a CPU, `mixed_precision: auto`: how bf16 training does there was not measured.) On an H100 it was 1.18 times
+# *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91 times (faster) for the CIFAR-10 `gpu` model (27.9M) and
+# 1.01 times (no gain) for CelebA's at 64x64 (README; `bench/bench_lesson4.py throughput --preset gpu`, and `--task
+# cifar10` or `--task celeba` with `--config-only`): the emoji32 `gpu` config therefore trains in float32
+# (`mixed_precision: "no"`), the CIFAR-10 and CelebA configs with `auto` (bf16 where the GPU has bf16 units). Measured
+# here, one training step at the preset's batch size, the variants interleaved:
 
 # %%
 model = model.to(device)
