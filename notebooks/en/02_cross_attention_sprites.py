@@ -333,8 +333,8 @@ plt.show()
 # The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02, a
 # faster machine than the checkpoint's: the cell above reached 4,097 steps in its 540 s, and this cell judged 94.0%
 # correct (120% of the judge), FID 14.70. The Chinese notebook's run on the same machine: 4,132 steps, 95.0%, FID
-# 14.74. Runs of the same recipe differ by a point or two: read one run's figure as +-3. Section 8's two 120 s runs
-# reached 1,185 and 947 steps there.
+# 14.74. The two stored runs differ by a point; still, read one run's figure as +-3. Section 8's two 120 s runs reached
+# 1,185 and 947 steps there.
 
 # %%
 guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"

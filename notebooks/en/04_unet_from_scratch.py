@@ -399,9 +399,11 @@ if cfg.get("judge") and not train_set.smoke_only:
 # shows the grids. The fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36
 # times the steps in 540 s, judged correct as often, a lower FID on every seed. A higher guidance scale buys accuracy
 # too: corrected, the checkpoint is judged 95.0% at scale 3 (FID 10.9) and 97.8% at scale 4 (FID 11.1), with food at
-# 87% and 94%. That is one model, so the config keeps 2: set `cfg["sample"]["guidance_scale"] = 3` and run the cell
-# above again to see it on yours. To go further on your machine, raise `cfg["train"]["time_limit_s"]` (and `max_steps`,
-# which stops the run first on a fast machine) and run section 11 again.
+# 87% and 94%, and so were the models of this lesson's two stored runs (4.6 and 4.0 points more at scale 3, each at a
+# lower FID; README). Scale 3 is the candidate for the config, not yet adopted: set
+# `cfg["sample"]["guidance_scale"] = 3` and run the cell above again to see it on yours. To go further on your machine,
+# raise `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section
+# 11 again.
 #
 # The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02:
 # section 11 ran 5,524 steps in its 540 s, and the cell above judged the EMA weights 92.6% correct (112% of the judge),
@@ -446,8 +448,8 @@ display(Image(filename=str(gif)))
 #   ("cat" and "dog"), a combination it never saw. Expect a mixture, or one class winning.
 #
 # **Before you run it:** with Twemoji at `cpu` this cell trains a second model for at most 3 minutes (1,000 steps or
-# 180 s, whichever comes first: the stored runs of 2026-12-02 ran all 1,000 steps, on a slower machine earlier the
-# runs stopped at 180 s after 943 and 979; with the fold, the 600 steps of before drew grainier samples, README).
+# 180 s, whichever comes first: the stored runs of 2026-12-02 ran all 1,000 steps; earlier, on a slower machine, they
+# stopped at 180 s after 943 and 979; with the fold, the 600 steps of before drew grainier samples, README).
 
 # %%
 if cfg.get("multi_hot"):
