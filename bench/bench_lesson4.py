@@ -4,7 +4,7 @@
   python bench/bench_lesson4.py speedups --rounds 20   # the cpu model: 1 thread, channels_last, torch.compile
   python bench/bench_lesson4.py recipe       # train emoji32 on the cpu config, judge EMA and raw weights (~12 min)
   python bench/bench_lesson4.py guidance     # the exercise: label dropout, class accuracy per guidance scale
-  python bench/bench_lesson4.py scales       # a checkpoint judged at guidance scales 1 to 5 (the config's 2)
+  python bench/bench_lesson4.py scales       # a checkpoint judged at guidance scales 1 to 5 (the config's 3)
   python bench/bench_lesson4.py recipe --task emoji32 --preset gpu    # the same on a GPU
   python bench/bench_lesson4.py side-by-side # the cpu config with and without label dropout + guidance, same budget,
                                              # interleaved, two seeds (--recipes source unguided cpu adds the gpu one)

@@ -104,3 +104,21 @@ def test_samples_file_round_trip_and_checks(tmp_path):
         load_samples_npz(tmp_path / "bad2.npz")
     with pytest.raises(FileNotFoundError, match="course_utils sample"):
         load_samples_npz(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("name, num_classes, shape", [("mnist-cpu", 10, (1, 28, 28)), ("sprites-cpu", 5, (3, 16, 16)),
+                                                      ("emoji32-cpu", 5, (3, 32, 32))])
+def test_shipped_checkpoints_load_sample_and_their_cards_give_what_the_command_wrote(name, num_classes, shape):
+    """Each shipped label checkpoint loads with one call, samples each class, and its card quotes the training
+    command's own step count (the card says how it was trained; a retrained checkpoint needs a new card)."""
+    from course_utils import pretrained_dir
+
+    folder = pretrained_dir(name)
+    pipe = load_pipeline(folder)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(labels_per_class(num_classes, 1), num_inference_steps=2, generator=torch.manual_seed(0),
+               output_type="pt").images
+    assert out.shape == (num_classes, *shape) and torch.isfinite(out).all()
+    written = json.loads((folder / "train_metrics.json").read_text())
+    assert written["task"] == name.removesuffix("-cpu") and written["preset"] == "cpu"
+    assert f"{written['steps']:,} steps" in (folder / "README.md").read_text()
