@@ -286,8 +286,8 @@ print(inspect.getsource(scratch.CosineDDPM.step).split('"""')[-1])
 # bf16 autocast halves the memory traffic of activations. Whether that makes a step faster depends on the hardware and
 # on the model's size, so it is measured, not assumed. On this course's 2-core CPU without bf16 units, bf16 made the
 # step of the `cpu` model of then (unfolded) 15.6 times slower at batch 32 (README); the stored run of the cell below
-# comes from an Intel Xeon with bf16 units (AVX-512 BF16 and AMX), where it took 0.76 times the time of float32 at the
-# config's batch 16 (0.95 times in the Chinese notebook's run on the same machine). (The config still trains in float32
+# comes from an Intel Xeon with bf16 units (AVX-512 BF16 and AMX), where it took 0.98 times the time of float32 at the
+# config's batch 16 (0.98 times in the Chinese notebook's run too). (The config still trains in float32
 # on a CPU, `mixed_precision: auto`: how bf16 training does there was not measured.) On an H100 it was 1.18 times
 # *slower* for the emoji32 `gpu` model (15.6M parameters), 0.91 times (faster) for the CIFAR-10 `gpu` model (27.9M) and
 # 1.01 times (no gain) for CelebA's at 64x64 (README; `bench/bench_lesson4.py throughput --preset gpu`, and `--task
@@ -313,7 +313,7 @@ for name, seconds in timing.items():
 #
 # The emoji32 `cpu` config also turns on **label dropout** (`cond_drop_prob: 0.1`): one label in ten is replaced by the
 # all-zero vector, "no label", so the same network also learns the unconditional prediction. Sampling then uses
-# **classifier-free guidance** (`guidance_scale: 2` in the config's `sample` section), which lesson 1 previewed and
+# **classifier-free guidance** (`guidance_scale: 3` in the config's `sample` section), which lesson 1 previewed and
 # lesson 3 explained: $\hat v = v(x_t, \varnothing) + s\,(v(x_t, y) - v(x_t, \varnothing))$, two evaluations per
 # step. The exercise at the end builds and measures it yourself.
 #
@@ -327,9 +327,10 @@ for name, seconds in timing.items():
 # three pairs (by 5.2, 1.8 and 4.2 points) and less in one (by 5.6): median 78.4% against 74.9%, with a wider spread
 # (README, lesson 4).
 #
-# **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar
-# (the shipped checkpoint ran 5,235 of the config's 6,000 steps of batch 16 in it on a 2-core AMD EPYC, and the stored
-# run 5,524 on a 2-core Intel Xeon; a faster machine stops at the 6,000 steps first).
+# **Before you run it:** at `cpu` this cell trains for up to 9 minutes, the config's 540 s limit, with a progress bar.
+# It stops at the config's 6,000 steps of batch 16 if they come first: the shipped checkpoint and the stored run ran
+# all 6,000 in 391 s and 392 s on a 2-core Intel Xeon with AMX, and an earlier checkpoint ran 5,235 in the 540 s on a
+# 2-core AMD EPYC.
 
 # %%
 config = cu.TrainConfig.from_config(cfg, len(train_set))
@@ -371,23 +372,23 @@ if cfg.get("judge") and not train_set.smoke_only:
 
 # %% [markdown]
 # What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0, `python bench/bench_lesson4.py scales --scales 1
-# 2 3 4`): at `cpu`, with guidance at the config's scale 2, the shipped checkpoint (5,235 steps in 540 s) was judged
-# correct 88.4% of the time (107% of the judge's own 82.6% on real emoji), classifier FID 11.5; unguided 68.2%, FID
-# 18.1. Every category is judged right more often than the judge recognises real emoji of it; food, the weakest, 73%
-# against 63%. On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of batch 128; unguided,
-# 2,500 DDPM 50-step samples), EMA was clearly better than the raw weights: 85.8% against 80.6%, FID 8.07 against
-# 13.53. The average pays off when there are many steps to average; in a short run with a high learning rate, the last
-# weights are already close to it. At `cpu` flags have their rounded corners and bands of colour, faces are yellow
-# discs with eyes and a mouth, and places have sky above something built; food is blobs of colour, and neither food nor
-# places are recognisable objects yet. Why not the `gpu` config on a CPU: trained side by side with the `cpu` config
-# for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source cpu --per-class 50`), it took
-# 22 and 23 steps and every sample was judged an animal (20%, chance), where the `cpu` config (then unfolded) took
-# 1,711 and 1,712.
+# 2 3 4`): at `cpu`, with guidance at the config's scale 3, the shipped checkpoint (6,000 steps in 391 s) was judged
+# correct 95.4% of the time (115% of the judge's own 82.6% on real emoji), classifier FID 9.1; at scale 2 91.8%, FID
+# 10.0; unguided 72.8%, FID 17.0. Every category is judged right more often than the judge recognises real emoji of it;
+# food, the weakest, 86% against 63%. On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of
+# batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better than the raw weights: 85.8% against 80.6%,
+# FID 8.07 against 13.53. The average pays off when there are many steps to average; in a short run with a high
+# learning rate, the last weights are already close to it. At `cpu` flags have their rounded corners and bands of
+# colour, faces are yellow discs with eyes and a mouth, and places have sky above something built; food is blobs of
+# colour, and neither food nor places are recognisable objects yet. Why not the `gpu` config on a CPU: trained side by
+# side with the `cpu` config for the same 540 s, twice (`python bench/bench_lesson4.py side-by-side --recipes source
+# cpu --per-class 50`), it took 22 and 23 steps and every sample was judged an animal (20%, chance), where the `cpu`
+# config (then unfolded) took 1,711 and 1,712.
 #
 # **A mistake this course made.** Until 2026-12-02 this evaluation gave the model its labels as integer classes, with
 # `torch.zeros_like` as "no label". For a one-hot vector the zeros are "no label"; for an integer class they are class
 # 0, Smileys. So Smileys were never guided, and the other categories were pushed away from Smileys instead of away from
-# "no label": the checkpoint was judged 80.4%, its Smileys 66% at every scale, which is how the mistake showed.
+# "no label": the checkpoint of then was judged 80.4%, its Smileys 66% at every scale, which is how the mistake showed.
 # `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors, so the
 # `torch.zeros_like` above is the all-zero vector. The null condition of guidance must be an input that is no real
 # label; the exercise below builds its labels as one-hot vectors, and was right all along. Comparisons made before the
@@ -397,20 +398,19 @@ if cfg.get("judge") and not train_set.smoke_only:
 # bench/bench_lesson4.py budgets --factors 1 4`, two seeds, before the fix) halved the FID (9.8 and 9.0 against 21.4):
 # faces got ears and clearer features and places became scenes, but food was still no recognisable object. The README
 # shows the grids. The fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36
-# times the steps in 540 s, judged correct as often, a lower FID on every seed. A higher guidance scale buys accuracy
-# too: corrected, the checkpoint is judged 95.0% at scale 3 (FID 10.9) and 97.8% at scale 4 (FID 11.1), with food at
-# 87% and 94%, and so were the models of this lesson's two stored runs (4.6 and 4.0 points more at scale 3, each at a
-# lower FID; README). Scale 3 is the candidate for the config, not yet adopted: set
-# `cfg["sample"]["guidance_scale"] = 3` and run the cell above again to see it on yours. To go further on your machine,
-# raise `cfg["train"]["time_limit_s"]` (and `max_steps`, which stops the run first on a fast machine) and run section
-# 11 again.
+# times the steps in 540 s, judged correct as often, a lower FID on every seed. The guidance scale was chosen the same
+# way, on four models of this config (two checkpoints and the two stored runs before these; README): scale 3 was
+# judged correct 3.6 to 6.6 points more often than scale 2, at a lower FID on each; scale 4 moved the accuracy by -2.0
+# to +2.8 points from 3 and raised the FID on all four. Set `cfg["sample"]["guidance_scale"] = 2` or `4` and run the
+# cell above again to see it on yours. To go further on your machine, raise `cfg["train"]["time_limit_s"]` and
+# `max_steps` (on a fast machine the 6,000 steps stop the run first) and run section 11 again.
 #
-# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02:
-# section 11 ran 5,524 steps in its 540 s, and the cell above judged the EMA weights 92.6% correct (112% of the judge),
-# FID 11.9, and the raw weights 92.8%, FID 11.6, both at scale 2. The Chinese notebook's run on the same machine took
-# 5,788 steps and gave 92.0% (FID 10.2), raw 90.8% (FID 9.7): two runs of one recipe differ by a point or two, and at
-# this budget the average and the last weights differ by no more. The exercise's 1,100 steps gave 19.5 / 53.5 / 76.0%
-# in both, inside the reference ranges below (measured on another machine).
+# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-03:
+# section 11 ran all 6,000 steps in 392 s, and the cell above judged the EMA weights 95.8% correct (116% of the
+# judge), FID 10.0, and the raw weights 95.8%, FID 10.1, both at scale 3. The Chinese notebook's run on the same
+# machine (6,000 steps in 416 s) gave 96.6% (FID 9.6), raw 96.8% (FID 9.8): at this budget the average and the last
+# weights differ by less than two runs of one recipe do. The exercise's 1,100 steps gave 19.5 / 53.5 / 76.0% in both,
+# inside the reference ranges below (measured on another machine).
 
 # %% [markdown]
 # ## 13. Our sampler, diffusers' sampler
@@ -589,8 +589,9 @@ except ImportError:
 # - The cosine schedule, the forward process and the DDPM sampling step fit in a few lines each, and equal diffusers'
 #   on the same inputs.
 # - EMA weights and bf16 are measured, not assumed: within the noise of the raw weights at `cpu` (the stored runs:
-#   92.6% against 92.8%, 92.0% against 90.8%), five points better on a GPU (85.8% against 80.6%); bf16 made this size of
-#   model slower on a CPU without bf16 units and on an H100, and faster (0.76x to 0.95x the time) on a CPU with them.
+#   95.8% against 95.8%, 96.6% against 96.8%), five points better on a GPU (85.8% against 80.6%); bf16 made this size
+#   of model slower on a CPU without bf16 units and on an H100, and as fast or faster (0.76x to 0.98x the time) on a CPU
+#   with them.
 # - The null condition of guidance must be no real label: the zeros of an integer class are class 0, and guiding away
 #   from it left class 0 unguided in this course's evaluations until it was caught.
 # - Label tokens make one-hot classes and multi-hot attributes the same problem, and label dropout adds
