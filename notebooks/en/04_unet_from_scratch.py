@@ -373,8 +373,8 @@ if cfg.get("judge") and not train_set.smoke_only:
 # %% [markdown]
 # What to expect (README, lesson 4; 500 DDPM 25-step samples, seed 0, `python bench/bench_lesson4.py scales --scales 1
 # 2 3 4`): at `cpu`, with guidance at the config's scale 3, the shipped checkpoint (6,000 steps in 391 s) was judged
-# correct 95.4% of the time (115% of the judge's own 82.6% on real emoji), classifier FID 9.1; at scale 2 91.8%, FID
-# 10.0; unguided 72.8%, FID 17.0. Every category is judged right more often than the judge recognises real emoji of it;
+# correct 95.4% of the time (115% of the judge's own 82.6% on real emoji), classifier FID 9.1; 91.8% at scale 2 (FID
+# 10.0); unguided 72.8%, FID 17.0. Every category is judged right more often than the judge recognises real emoji of it;
 # food, the weakest, 86% against 63%. On a GPU (the `gpu` config, then in bf16, stopped at 300 s after 3,648 steps of
 # batch 128; unguided, 2,500 DDPM 50-step samples), EMA was clearly better than the raw weights: 85.8% against 80.6%,
 # FID 8.07 against 13.53. The average pays off when there are many steps to average; in a short run with a high
@@ -388,22 +388,23 @@ if cfg.get("judge") and not train_set.smoke_only:
 # **A mistake this course made.** Until 2026-12-02 this evaluation gave the model its labels as integer classes, with
 # `torch.zeros_like` as "no label". For a one-hot vector the zeros are "no label"; for an integer class they are class
 # 0, Smileys. So Smileys were never guided, and the other categories were pushed away from Smileys instead of away from
-# "no label": the checkpoint of then was judged 80.4%, its Smileys 66% at every scale, which is how the mistake showed.
-# `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors, so the
-# `torch.zeros_like` above is the all-zero vector. The null condition of guidance must be an input that is no real
-# label; the exercise below builds its labels as one-hot vectors, and was right all along. Comparisons made before the
-# fix (README) are like against like, both sides with the same mistake.
+# "no label": the checkpoint shipped at the time was judged 80.4%, its Smileys 66% at every scale, which is how the
+# mistake showed. `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors,
+# so the `torch.zeros_like` above is the all-zero vector. The null condition of guidance must be an input that is no
+# real label; the exercise below builds its labels as one-hot vectors, and was right all along. Comparisons made before
+# the fix (README) are like against like, both sides with the same mistake.
 #
 # What this config lacks most is time. Four times the time (2,160 s, about 8,300 steps of the unfolded config; `python
 # bench/bench_lesson4.py budgets --factors 1 4`, two seeds, before the fix) halved the FID (9.8 and 9.0 against 21.4):
 # faces got ears and clearer features and places became scenes, but food was still no recognisable object. The README
 # shows the grids. The fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36
-# times the steps in 540 s, judged correct as often, a lower FID on every seed. The guidance scale was chosen the same
-# way, on four models of this config (two checkpoints and the two stored runs before these; README): scale 3 was
-# judged correct 3.6 to 6.6 points more often than scale 2, at a lower FID on each; scale 4 moved the accuracy by -2.0
-# to +2.8 points from 3 and raised the FID on all four. Set `cfg["sample"]["guidance_scale"] = 2` or `4` and run the
-# cell above again to see it on yours. To go further on your machine, raise `cfg["train"]["time_limit_s"]` and
-# `max_steps` (on a fast machine the 6,000 steps stop the run first) and run section 11 again.
+# times the steps in 540 s, judged correct as often, a lower FID on every seed. The guidance scale was chosen by
+# measurement too, on four models of this config (two checkpoints and this lesson's two previous stored runs,
+# 2026-12-02; README): scale 3 was judged correct 3.6 to 6.6 points more often than scale 2, at a lower FID on each;
+# scale 4 moved the accuracy by -2.0 to +2.8 points from 3 and raised the FID on all four. Set
+# `cfg["sample"]["guidance_scale"] = 2` or `4` and run the cell above again to see it on yours. To go further on your
+# machine, raise `cfg["train"]["time_limit_s"]` and `max_steps` (on a fast machine the 6,000 steps stop the run first)
+# and run section 11 again.
 #
 # The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-03:
 # section 11 ran all 6,000 steps in 392 s, and the cell above judged the EMA weights 95.8% correct (116% of the
