@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
-from course_utils.files import load_samples_npz, save_samples_npz
+from course_utils.files import load_samples_npz, pretrained_dir, save_samples_npz
 from course_utils.pipelines import CheckpointError, ConditionalDDPMPipeline, load_pipeline
 from course_utils.sampling import labels_per_class, sample_images
 from course_utils.schedulers import make_noise_scheduler
@@ -111,8 +111,6 @@ def test_samples_file_round_trip_and_checks(tmp_path):
 def test_shipped_checkpoints_load_sample_and_their_cards_give_what_the_command_wrote(name, num_classes, shape):
     """Each shipped label checkpoint loads with one call, samples each class, and its card quotes the training
     command's own step count (the card says how it was trained; a retrained checkpoint needs a new card)."""
-    from course_utils import pretrained_dir
-
     folder = pretrained_dir(name)
     pipe = load_pipeline(folder)
     pipe.set_progress_bar_config(disable=True)
