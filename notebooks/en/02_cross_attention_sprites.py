@@ -205,9 +205,11 @@ plt.show()
 # enough to keep them busy. For lesson 4's GPU models (15.6M to 27.9M parameters) it barely paid even on an H100:
 # bf16 autocast took 0.91 to 1.18 times the time of float32 per step (README, `bench/bench_lesson4.py throughput`),
 # and on a 2-core CPU without bf16 units, as this course's machines often are, it took 10 to 15 times as long (15.3x
-# at batch 64 in `bench/bench_lesson2.py throughput`). CPUs differ: the stored run below is from an Intel Xeon with bf16
-# units (AVX-512 BF16 and AMX), where it took 0.91 times the time of float32 at the cell's batch of 32. So we
-# **measure** one training step under each precision on this device (interleaved, median of a few repeats):
+# at batch 64 in `bench/bench_lesson2.py throughput`). CPUs differ: the stored runs are from an Intel Xeon with bf16
+# units (AVX-512 BF16 and AMX), where it took 0.51 times the time of float32 at the cell's batch of 32 in this
+# notebook's run and 0.92 times in the Chinese one's. Three repeats on a shared machine drift that far: float32 took
+# 283 ms per step here and 82 ms there. So we **measure** one training step under each precision on this device
+# (interleaved, median of a few repeats), and measure again before acting on one figure:
 
 # %%
 batch = torch.stack([train_set[i][0] for i in range(32)]).to(device)
@@ -241,7 +243,7 @@ print("the preset trains with:", {"no": "fp32", "bf16": "bf16 autocast", "fp16":
 # v(x_t, \varnothing))$, at the cost of two evaluations per step. Lesson 3 explains it in full; here it is one line of
 # the config, and the pipeline records the dropout so that it refuses guidance for a model that never learnt "no label".
 #
-# **Before you run it:** at `cpu` this cell trains for about 9 minutes on this course's 2-core machine (the shipped checkpoint: 3,352 steps of batch 64 in the preset's 540 s limit); a progress bar shows the steps and loss.
+# **Before you run it:** at `cpu` this cell trains for about 9 minutes on this course's 2-core machine (the shipped checkpoint: 4,506 steps of batch 64 in the preset's 540 s limit); a progress bar shows the steps and loss.
 
 # %%
 print({k: v for k, v in cfg["train"].items()})
@@ -308,16 +310,17 @@ plt.show()
 #
 # What to expect at `cpu` (the shipped checkpoint, `data/pretrained/sprites-cpu/README.md`, offline emoji; 500 DDPM
 # 25-step samples, `python bench/bench_lesson2.py scales --scales 1 2 3 4`): at the preset's guidance scale 2,
-# **94.6%** judged the requested category, 121% of the judge's own 78.42% on held-out real emoji, classifier FID 14.96;
-# the same model without guidance 79.4%, FID 17.49. Guidance takes every category to 88% or more; food, which the judge
-# itself recognises in only 66.7% of real food emoji, is judged right 90% of the time. At scale 3 the samples are
-# judged right 98.8% of the time but grow alike (FID 17.29), so the preset keeps 2. Faces, flags and places are
+# **95.8%** judged the requested category, 122% of the judge's own 78.42% on held-out real emoji, classifier FID 14.45;
+# the same model without guidance 82.2%, FID 16.00. Guidance takes every category to 91% or more; food, which the judge
+# itself recognises in only 66.7% of real food emoji, is judged right 91% of the time. At scale 3 the samples are
+# judged right 98.2% of the time but grow alike (FID 16.05), so the preset keeps 2. Faces, flags and places are
 # recognisable; food has the shapes and colours of fruit and dishes.
 #
 # **A mistake this course made.** Until 2026-12-02 this evaluation gave the model its labels as integer classes, with
 # `torch.zeros_like` as "no label". For a one-hot vector the zeros are "no label"; for an integer class they are class
 # 0, Smileys. So Smileys were never guided, and the other categories were pushed away from Smileys instead of away from
-# "no label": the checkpoint was judged 91.6%, its Smileys 86% at every scale, which is how the mistake showed.
+# "no label": the previous checkpoint was judged 91.6%, its Smileys 86% at every scale, which is how the mistake
+# showed (94.6% once fixed).
 # `cu.sample_images` now hands a model that takes label vectors its integer classes as one-hot vectors, so the
 # `torch.zeros_like` below is the all-zero vector. The null condition of guidance must be an input that is no real
 # label.
@@ -330,11 +333,11 @@ plt.show()
 # fewer steps: four models of the folded recipe trained for 320 s (about 1,980 steps) were judged 80.8% to 87.8% before
 # the fix. To go further, raise `cfg["train"]["time_limit_s"]` and run the training cell again.
 #
-# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-02, a
-# faster machine than the checkpoint's: the cell above reached 4,097 steps in its 540 s, and this cell judged 94.0%
-# correct (120% of the judge), FID 14.70. The Chinese notebook's run on the same machine: 4,132 steps, 95.0%, FID
-# 14.74. The two stored runs differ by a point; still, read one run's figure as +-3. Section 8's two 120 s runs reached
-# 1,185 and 947 steps there.
+# The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-03,
+# the machine that trained the checkpoint: the cell above reached 4,696 steps in its 540 s, and this cell judged 96.4%
+# correct (123% of the judge), FID 14.42. The Chinese notebook's run on the same machine: 4,620 steps, 96.0%, FID
+# 15.01. The two stored runs and the checkpoint differ by less than a point; still, read one run's figure as +-3.
+# Section 8's two 120 s runs reached 1,313 and 1,035 steps there.
 
 # %%
 guidance = dict(guidance_scale=s.get("guidance_scale"), null_condition=torch.zeros_like)  # the all-zero "no label"
@@ -379,9 +382,9 @@ for name, r in comparison.items():
 print(f"real vs real FID: {r['fid_real_vs_real']:.2f}; judge on real held-out sprites: {r['judge_test_accuracy']:.1%}")
 
 # %% [markdown]
-# In the stored runs of this cell (120 s each, one seed, 500 samples, unguided), concatenation took 1,185 steps and was
-# judged **75.0%** correct, FID 21.9; cross-attention 947 steps, 61.0%, FID 27.9 (the Chinese notebook's run: 1,242 and
-# 942 steps, 75.8% and 61.0%). For five fixed classes the simpler conditioning is cheaper per step and at least as
+# In the stored runs of this cell (120 s each, one seed, 500 samples, unguided), concatenation took 1,313 steps and was
+# judged **76.0%** correct, FID 21.25; cross-attention 1,035 steps, 63.6%, FID 25.87 (the Chinese notebook's run: 1,357
+# and 1,064 steps, 75.8% and 65.4%). For five fixed classes the simpler conditioning is cheaper per step and at least as
 # good; the README's 240 s comparison of the earlier, unfolded layout (`bench_lesson2.py compare --budget 240`) gave
 # the same order. What cross-attention buys is flexibility: the condition is a set of tokens, so a multi-hot label, or
 # in lesson 3 a sentence, goes in through the same door.
@@ -481,11 +484,11 @@ cu.check_exercise("sprites_mixing", PRESET, {f"{p} {k} at w={r['w']:g}": r[k] fo
 
 # %% [markdown]
 # Measured here (`python bench/bench_lesson2.py mix --per-weight 20`, the pretrained model, sampled without
-# guidance as the exercise does): Smileys -> Flags, judged Smileys 85%, 55%, 25%, 5%, 0% and Flags 0%, 5%, 35%, 70%,
-# 80% at $w$ = 0, 0.25, 0.5, 0.75, 1: the switch happens between 0.25 and 0.75. Food -> Animals moves less cleanly
-# (Food 75%, 40%, 20%, 40%, 15%; Animals 5%, 40%, 45%, 55%, 60%): 20 samples per $w$ make each share uncertain by
-# about 11 points. With 100 per $w$ (the README) Smileys -> Flags switches as sharply (Flags 0%, 6%, 40%, 86%, 97%)
-# and Food -> Animals moves steadily (Food 65% -> 13%, Animals 22% -> 75%). The check allows 15 points either side
+# guidance as the exercise does): Smileys -> Flags, judged Smileys 80%, 55%, 25%, 5%, 0% and Flags 0%, 10%, 40%, 70%,
+# 90% at $w$ = 0, 0.25, 0.5, 0.75, 1: the switch happens between 0.25 and 0.75. Food -> Animals moves less cleanly
+# (Food 75%, 45%, 30%, 50%, 10%; Animals 5%, 45%, 45%, 45%, 80%): 20 samples per $w$ make each share uncertain by
+# about 11 points. With 100 per $w$ (the README) Smileys -> Flags switches as sharply (Flags 0%, 7%, 48%, 87%, 97%)
+# and Food -> Animals moves steadily (Food 68% -> 16%, Animals 22% -> 76%). The check allows 15 points either side
 # of each measured share.
 #
 # Move $w$ yourself: the cell draws the pretrained model's samples for Smileys -> Flags at $w = 0.5$; choose
