@@ -262,6 +262,13 @@ def budgets(task: str, factors: list[float], seeds: list[int], per_class: int) -
     return side_by_side(task, recipes, base, seeds, per_class, own_budgets=own)
 
 
+# Lesson 1's gpu preset adds label dropout and guided sampling to the source course's recipe (README, "The `gpu`
+# preset on a GPU"); the side-by-side benches measure against the recipe as the source course ran it.
+SOURCE_CHANGES = {"mnist": {"model": {"null_class": False}, "train": {"cond_drop_prob": 0.0},
+                            "sample": {"sampler": "ddpm", "steps": 25, "guidance_scale": None,
+                                       "guidance_interval": None}}}
+
+
 def preset_recipes(task: str, which: list[str], candidates: list[list[str]] | None = None) -> dict[str, dict]:
     """The recipes a side-by-side run compares: ``source`` (the gpu preset's model and training settings, after the
     source course), ``unguided`` (the cpu preset without label dropout and guidance, the earlier recipe) and ``cpu``
@@ -272,7 +279,8 @@ def preset_recipes(task: str, which: list[str], candidates: list[list[str]] | No
     from course_utils.configs import merge
 
     cpu = cu.load_config(task, "cpu")
-    every = {"source": ("source recipe (gpu preset)", lambda: cu.load_config(task, "gpu")),
+    every = {"source": ("source recipe (gpu preset)", lambda: merge(cu.load_config(task, "gpu"),
+                                                                   SOURCE_CHANGES.get(task, {}))),
              "unguided": ("cpu preset without label dropout and guidance",
                           lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0}, "sample": {"guidance_scale": None}})),
              "cpu": ("cpu preset", lambda: cpu)}

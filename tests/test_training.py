@@ -187,6 +187,26 @@ def test_train_config_from_a_config_section_and_epochs():
         TrainConfig.from_config({"train": {"lerning_rate": 1e-3}}, 10)
 
 
+def test_the_benches_source_recipe_is_lesson_1s_gpu_preset_unguided():
+    """The side-by-side benches measure the cpu preset against the recipe as the source course ran it: lesson 1's gpu
+    preset, without the label dropout and the guided sampler that the preset adds (README)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from common import preset_recipes
+
+    gpu = load_config("mnist", "gpu")
+    assert gpu["model"]["null_class"] and gpu["train"]["cond_drop_prob"] == 0.1 and gpu["sample"]["guidance_scale"]
+    source = preset_recipes("mnist", ["source"])["source recipe (gpu preset)"]
+    assert not source["model"]["null_class"] and source["train"]["cond_drop_prob"] == 0.0
+    assert source["sample"] == {"sampler": "ddpm", "steps": 25, "guidance_scale": None, "guidance_interval": None}
+    assert source["model"]["block_out_channels"] == gpu["model"]["block_out_channels"]
+    assert TrainConfig.from_config(source, 60000).max_steps == 4680
+    # lesson 2's gpu preset has no label dropout: its source recipe is the preset itself
+    assert preset_recipes("sprites", ["source"])["source recipe (gpu preset)"] == load_config("sprites", "gpu")
+
+
 def test_train_config_reads_yaml_values_as_their_types():
     import yaml
 

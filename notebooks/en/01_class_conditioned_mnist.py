@@ -88,9 +88,10 @@ device = cu.default_device()
 
 # %% [markdown]
 # The **preset** sets the size of everything: `smoke` (seconds, for tests), `cpu` (a laptop: a few minutes of
-# training) or `gpu` (the source recipe). It comes from the `COURSE_PRESET` environment variable, else `gpu` when a
-# GPU is present, else `cpu`. The preset's settings live in a YAML file, `course_utils/configs/mnist.yaml`
-# (`python -m course_utils config mnist` prints it); the cell after the next one prints what this preset chose.
+# training) or `gpu` (the source recipe, with the label dropout and guidance of section 7 added). It comes from the
+# `COURSE_PRESET` environment variable, else `gpu` when a GPU is present, else `cpu`. The preset's settings live in
+# a YAML file, `course_utils/configs/mnist.yaml` (`python -m course_utils config mnist` prints it); the cell after
+# the next one prints what this preset chose.
 
 # %% tags=["parameters"]
 PRESET = cu.default_preset()

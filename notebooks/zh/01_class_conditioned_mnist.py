@@ -81,7 +81,7 @@ print("torch", torch.__version__)
 device = cu.default_device()
 
 # %% [markdown]
-# **预设**（preset）决定了所有东西的规模：`smoke`（几秒钟，用于测试）、`cpu`（笔记本电脑：训练几分钟）或 `gpu`（原始配方）。它取自环境变量 `COURSE_PRESET`；如果没有设置，有 GPU 时用 `gpu`，否则用 `cpu`。预设的各项设置保存在一个 YAML 配置文件（config file）`course_utils/configs/mnist.yaml` 中（运行 `python -m course_utils config mnist` 可以把它打印出来）；再下一个单元格会打印出当前预设选定的设置。
+# **预设**（preset）决定了所有东西的规模：`smoke`（几秒钟，用于测试）、`cpu`（笔记本电脑：训练几分钟）或 `gpu`（原始配方，再加上第 7 节的标签丢弃和引导）。它取自环境变量 `COURSE_PRESET`；如果没有设置，有 GPU 时用 `gpu`，否则用 `cpu`。预设的各项设置保存在一个 YAML 配置文件（config file）`course_utils/configs/mnist.yaml` 中（运行 `python -m course_utils config mnist` 可以把它打印出来）；再下一个单元格会打印出当前预设选定的设置。
 
 # %% tags=["parameters"]
 PRESET = cu.default_preset()
