@@ -146,7 +146,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
 
     import course_utils as cu
     from course_utils.configs import merge
-    from course_utils.jobs import guidance_of
+    from course_utils.jobs import guidance_of, with_guidance_for
     from course_utils.models import null_condition_for
     from course_utils.sampling import model_evaluations
     from course_utils.schedulers import make_sampler
@@ -173,6 +173,7 @@ def side_by_side(task: str, recipes: dict[str, dict], budget_s: float, seeds: li
     out = {}
     for (label, seed), res in train_interleaved(runs).items():
         sched, cfg, data = setups[(label, seed)]
+        cfg = with_guidance_for(cfg, res.step)  # the scale for its steps where the preset sets one by steps
         s, guidance = cfg["sample"], guidance_of(cfg, res.model)
 
         def judge(grid_name=None, steps=s["steps"], **change):
@@ -282,7 +283,8 @@ def preset_recipes(task: str, which: list[str], candidates: list[list[str]] | No
     every = {"source": ("source recipe (gpu preset)", lambda: merge(cu.load_config(task, "gpu"),
                                                                    SOURCE_CHANGES.get(task, {}))),
              "unguided": ("cpu preset without label dropout and guidance",
-                          lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0}, "sample": {"guidance_scale": None}})),
+                          lambda: merge(cpu, {"train": {"cond_drop_prob": 0.0},
+                                             "sample": {"guidance_scale": None, "guidance_by_steps": None}})),
              "cpu": ("cpu preset", lambda: cpu)}
     recipes = {every[k][0]: every[k][1]() for k in which}
     for candidate in candidates or []:

@@ -196,6 +196,11 @@ def test_train_mnist_with_an_edited_config(tmp_path, capsys):
     mine.write_text(mine.read_text().replace("max_steps: 2,", "max_stepz: 2,"))
     assert main(["train", "mnist", "--preset", "smoke", "--config", str(mine), "--out", str(run)]) == 2
     assert "unknown train setting(s) max_stepz" in one_line_error(capsys)
+    mine.write_text(mine.read_text().replace("max_stepz: 2,", "max_steps: 2,").replace(
+        "sample: {sampler: dpm, steps: 3}", "sample: {sampler: dpm, steps: 3, guidance_by_steps: [[2, 1.5]]}"))
+    assert main(["train", "mnist", "--preset", "smoke", "--config", str(mine), "--out", str(tmp_path / "g")]) == 2
+    assert "set sample.guidance_scale too" in one_line_error(capsys)  # said before any training
+    assert not (tmp_path / "g" / "metrics.json").exists()
 
 
 @pytest.mark.slow

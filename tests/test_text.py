@@ -214,6 +214,28 @@ def test_a_guidance_scale_can_follow_the_timestep():
         conditioned(model_fn, cond, ramp, None)
 
 
+def test_a_configs_guidance_scale_can_follow_the_steps_trained():
+    """``sample.guidance_by_steps``: lesson 1's cpu preset guides less the more steps its 300 s trained; a
+    malformed list is a ConfigError that says what to write."""
+    import course_utils as cu
+    from course_utils.errors import ConfigError
+    from course_utils.jobs import guidance_scale_for, with_guidance_for
+
+    cfg = cu.load_config("mnist", "cpu")
+    assert cfg["sample"]["guidance_scale"] == 2.5 and cfg["sample"]["guidance_by_steps"] == [[2000, 2.0], [3500, 1.5]]
+    assert [guidance_scale_for(cfg, n) for n in (0, 1999, 2000, 3499, 3500, 10**6)] == [2.5, 2.5, 2.0, 2.0, 1.5, 1.5]
+    resolved = with_guidance_for(cfg, 3886)
+    assert resolved["sample"]["guidance_scale"] == 1.5 and "guidance_by_steps" not in resolved["sample"]
+    assert cfg["sample"]["guidance_scale"] == 2.5  # the loaded config is left as it was
+    assert guidance_scale_for({"sample": {"guidance_scale": 3.0}}, 10**6) == 3.0  # no list: the one scale
+    for bad, words in (([[2000]], "pairs"), ([["many", 2.0]], "pairs"), ([[3000, 2.0], [2000, 1.5]], "increasing"),
+                       ([[2000, -1.0]], "scales >= 0")):
+        with pytest.raises(ConfigError, match=words):
+            guidance_scale_for({"sample": {"guidance_scale": 2.5, "guidance_by_steps": bad}}, 0)
+    with pytest.raises(ConfigError, match="set sample.guidance_scale too"):
+        guidance_scale_for({"sample": {"guidance_by_steps": [[2000, 2.0]]}}, 0)
+
+
 def test_a_configs_guidance_interval_reaches_the_pipeline():
     """``sample.guidance_interval`` in a config: guidance_of passes it on, the title says it, the pipeline uses it."""
     from course_fixtures import TINY_UNET

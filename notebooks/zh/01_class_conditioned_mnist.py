@@ -391,9 +391,14 @@ plt.show()
 #
 # $s = 1$ 就是普通的条件模型；$s > 1$ 会夸大标签的作用。引导每一步需要两次模型调用（model evaluations），所以 12 个带引导的步需要 24 次调用，和 24 个不带引导的步一样多。第 3 课会推导它为什么有效。
 #
-# **在哪些步上引导。** 画哪个数字是在噪声大的那些步里定下来的；最后几步图像已接近干净，只是把笔画收尾。在这些步上引导既多花模型调用，又会把图像推离真实数字的统计特征。所以预设只在时间步不小于 350 的步上引导（`guidance_interval: [350, 1000]`，做法来自 Kynkäänniemi et al. 2024：只在一个有限的区间内施加引导）：15 步的 SDE-DPM-Solver++ 依次经过 t = 999, 932, ..., 399，这十步带引导（20 次调用），之后的 332, ..., 66 五步只用条件模型，合计 25 次调用。它带来多少提升，第 9 节有实测。`cu.sample_images` 就是上面的循环，只是按批处理、固定了随机种子，并加上了引导：
+# **在哪些步上引导。** 画哪个数字是在噪声大的那些步里定下来的；最后几步图像已接近干净，只是把笔画收尾。在这些步上引导既多花模型调用，又会把图像推离真实数字的统计特征。所以预设只在时间步不小于 350 的步上引导（`guidance_interval: [350, 1000]`，做法来自 Kynkäänniemi et al. 2024：只在一个有限的区间内施加引导）：15 步的 SDE-DPM-Solver++ 依次经过 t = 999, 932, ..., 399，这十步带引导（20 次调用），之后的 332, ..., 66 五步只用条件模型，合计 25 次调用。它带来多少提升，第 9 节有实测。
+#
+# **引导多强。** 引导是拿多样性换正确率，而学到得越多的模型，需要的引导越少。300 秒能训练多少步要看机器（随仓库提供的检查点是 1,812 步；2026-12-04 本课程那台更快的机器上是 3,886 步和 3,892 步），所以预设按你这次训练实际走过的步数来定强度（预设 `sample` 一节里的 `guidance_by_steps`，由 `cu.guidance_scale_for` 读取）：不到 2,000 步用 2.5，从 2,000 步起用 2，从 3,500 步起用 1.5。每个分界都有实测依据（每个模型 1,000 个样本，`bench_lesson1.py side-by-side --also-scales`，见 README）：强度 2 下，训练了 2,020 到 2,566 步的十个模型判对 98.2% 到 99.3%，而 1,812 步的检查点是 97.9%；强度 1.5 下，2,062 到 2,372 步的四个模型只判对 95.5% 到 97.3%，3,886 步和 3,892 步的两个模型则判对 98.7% 和 98.1%，分类器 FID 分别只有真实对真实的 2.2 倍和 1.6 倍；同样这两个模型用强度 2.5 虽然判对 100%，FID 却是 7.8 倍和 5.5 倍。
+# `cu.sample_images` 就是上面的循环，只是按批处理、固定了随机种子，并加上了引导：
 
 # %%
+s = {**s, "guidance_scale": cu.guidance_scale_for(cfg, result.step)}  # the preset's scale for your model's steps
+print(f"your model trained {result.step} steps: guidance scale {s['guidance_scale']}")
 per_class = 8
 rows = {}
 for scale in (1.0, s.get("guidance_scale") or 1.0):
@@ -421,9 +426,9 @@ plt.show()
 # - **类别准确率**（class accuracy）：评判分类器把样本判为我们所要求的数字的比例；
 # - **评判分类器特征空间中的 FID**（弗雷歇距离，Fréchet distance）：样本的特征统计量与真实测试图像的相差多远。越低越好；旁边打印的“real vs real”是两组*真实*图像之间的 FID，作为下限。
 #
-# `cpu` 预设下可以期待什么：随仓库提供的检查点在本课程的 2 核机器上用 300 秒训练了 1,812 步；用预设的采样器（SDE-DPM-Solver++，15 步，从 t = 350 往上以强度 2.5 引导，共 25 次模型调用）生成 1,000 个样本，**99.0%** 被判为所要求的数字，分类器 FID 为 2.63，而两组真实数字之间是 0.41（见 `data/pretrained/mnist-cpu`）。最弱的是数字 5（94%）。同一配方、以种子 0 到 3 并排训练的另外四个模型（1,667 到 1,998 步）判对 99.0% 到 99.3%（FID 2.17 到 2.89）。下面的单元格用同一个种子评判同样多的样本；你的模型是重新训练的，所以你的数字应当与这些相差一两个百分点以内。如果机器在 300 秒里走的步数更少，训练出的模型也会弱一些：用原先的配方，1,308 步在这个强度下只判对 96.4%。
+# `cpu` 预设下可以期待什么：随仓库提供的检查点在本课程的 2 核机器上用 300 秒训练了 1,812 步；用预设的采样器（SDE-DPM-Solver++，15 步，从 t = 350 往上以强度 2.5 引导，共 25 次模型调用）生成 1,000 个样本，**99.0%** 被判为所要求的数字，分类器 FID 为 2.63，而两组真实数字之间是 0.41（见 `data/pretrained/mnist-cpu`）。最弱的是数字 5（94%）。同一配方、以种子 0 到 3 并排训练的另外四个模型（1,667 到 1,998 步）判对 99.0% 到 99.3%（FID 2.17 到 2.89）。下面的单元格用同一个种子评判同样多的样本；你的模型是重新训练的，所以你的数字应当与这些相差一两个百分点以内。如果机器在 300 秒里走的步数更少，训练出的模型也会弱一些：用原先的配方，1,308 步在这个强度下只判对 96.4%。机器更快，模型就训练得更好，需要的引导也更少：在本课程 2026-12-04 的机器上，`python -m course_utils train mnist --preset cpu`（也就是训练这个检查点的命令）在 300 秒里走了 3,962 步，因此用强度 1.5 采样（见第 7 节）：**98.3%** 被判为所要求的数字，分类器 FID **0.87**，是真实对真实的 2.1 倍（见那次运行的 `metrics.json` 和 README）。
 #
-# 引导是用多样性换正确率，合适的强度取决于模型本身。在随仓库提供的检查点上，从 t = 350 往上引导时：强度 1.5 判对 94.2%（FID 1.93），2 是 97.9%（1.90），2.5 是 99.0%（2.63），3.5 是 99.6%（4.18）。强度超过 2 以后，再调高几乎换不来多少正确率，却会损失多样性，这在 FID 上看得出来。在预设的强度下，FID 是真实对真实的 6 倍。训练步数更多的模型可以用更低的强度：在一台同类但更快的机器上，四个模型在 300 秒里走了 2,020 到 2,070 步，强度 2 下判对 98.2% 到 98.9%，FID 是真实对真实的 2.7 到 6.1 倍；另外四个模型走了 2,358 到 2,566 步，判对 98.9% 到 99.3%，FID 是 3.3 到 5.6 倍（`bench_lesson1.py side-by-side --also-scales`，见 README）。所以如果你的训练走到了 2,000 步以上，不妨在下面的探索器里试试强度 2。训练得更久，需要的引导就更少：在一台与本机相当的机器上，用原先的配方训练 600 秒（3,307 步）的模型在强度 1.5 下判对 98.6%，FID 0.93；训练 1,200 秒（6,407 步）的模型判对 99.1%，FID 0.86，只有真实对真实的两倍左右（两个模型都由 `python -m course_utils train mnist --preset cpu --config FILE` 训练，FILE 里设 `time_limit_s: 600` 或 `1200`；再用 `python bench/bench_lesson1.py interval --checkpoint ... --intervals 350-1000 --scales 1.5 2 2.5 3.5` 评判，见 README）。如果你训练得更久，就把引导强度调低。
+# 引导是用多样性换正确率，合适的强度取决于模型本身。在随仓库提供的检查点上，从 t = 350 往上引导时：强度 1.5 判对 94.2%（FID 1.93），2 是 97.9%（1.90），2.5 是 99.0%（2.63），3.5 是 99.6%（4.18）。强度超过 2 以后，再调高几乎换不来多少正确率，却会损失多样性，这在 FID 上看得出来。在预设的强度下，FID 是真实对真实的 6 倍。训练步数更多的模型可以用更低的强度：在一台同类但更快的机器上，四个模型在 300 秒里走了 2,020 到 2,070 步，强度 2 下判对 98.2% 到 98.9%，FID 是真实对真实的 2.7 到 6.1 倍；另外四个模型走了 2,358 到 2,566 步，判对 98.9% 到 99.3%，FID 是 3.3 到 5.6 倍（`bench_lesson1.py side-by-side --also-scales`，见 README）。这就是预设从 2,000 步起改用强度 2 的原因（第 7 节）。在上面那个 3,962 步的模型上，用同样的标签和噪声，强度 1.5 判对 98.3%（FID 0.87），2 是 99.5%（1.68），2.5 是 100%（2.70）（`bench_lesson1.py interval --scales 1.5 2 2.5`）。训练得再久一些，需要的引导还会更少：在一台 300 秒约走 2,000 步的机器上，用原先的配方训练 600 秒（3,307 步）的模型在强度 1.5 下判对 98.6%，FID 0.93；训练 1,200 秒（6,407 步）的模型判对 99.1%，FID 0.86，只有真实对真实的两倍左右（两个模型都由 `python -m course_utils train mnist --preset cpu --config FILE` 训练，FILE 里设 `time_limit_s: 600` 或 `1200`；再用 `python bench/bench_lesson1.py interval --checkpoint ... --intervals 350-1000 --scales 1.5 2 2.5 3.5` 评判，见 README）。如果你训练得更久，就把引导强度调低，或者在 `guidance_by_steps` 里再加一对。
 
 # %%
 evaluation = cu.evaluate_model(ema_model, noise_scheduler, "mnist", s["sampler"], s["steps"],
@@ -491,11 +496,11 @@ def draw(digit=3, steps=15, guidance_scale=2.5, guided_from=350, seed=0):
     plt.show()
 
 
-draw()  # an example; the button below draws again with your settings
+draw(guidance_scale=s.get("guidance_scale") or 1.0)  # an example; the button below draws again with your settings
 try:
     from ipywidgets import FloatSlider, IntSlider, interact_manual
     interact_manual(draw, digit=IntSlider(3, 0, 9), steps=IntSlider(15, 2, 50),
-                    guidance_scale=FloatSlider(value=2.5, min=0, max=6, step=0.5),
+                    guidance_scale=FloatSlider(value=s.get("guidance_scale") or 1.0, min=0, max=6, step=0.5),
                     guided_from=IntSlider(350, 0, 950, step=50), seed=IntSlider(0, 0, 100))
 except ImportError:
     pass
