@@ -11,6 +11,8 @@
   python bench/bench_lesson4.py budgets --seeds 0   # the cpu config trained for its 540 s and for twice that,
                                                     # interleaved: what more training time buys (about 30 minutes)
   python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
+  python bench/bench_lesson4.py category --seeds 0   # the cpu config on five categories and on Food & Drink alone,
+                                                     # interleaved: does food blur for want of training on it?
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
@@ -28,8 +30,8 @@ from course_utils.models import count_parameters
 from course_utils.scratch import CosineDDPM
 from course_utils.training import autocast_dtypes, time_mixed_precision
 
-from common import (add_guidance_arguments, announce, budgets, guidance_scales, parse_intervals, preset_recipes,
-                    report, side_by_side, speedups)
+from common import (add_guidance_arguments, announce, budgets, guidance_scales, judged_figures, parse_intervals,
+                    preset_recipes, report, side_by_side, speedups)
 
 # Layouts compared for the cpu config at 32x32 (widths per level, blocks per level, self-attention resolutions)
 LAYOUTS = {
@@ -103,10 +105,114 @@ def guidance(task: str, preset: str) -> dict:
     return out
 
 
+def one_category(category: str, seeds: list[int], per_class: int, budget: float | None = None,
+                 repeats: list[int] | None = None, alone_too: bool = True) -> dict:
+    """The cpu config trained for its time limit on all five categories and on ``category`` alone (so the model sees
+    each of its images about five to seven times as often), interleaved, the same seeds: is the category's blur a
+    matter of how often the model sees it? Each model draws ``per_class`` images of the category with the config's
+    sampler and guidance (the five-category model also the others, for its usual figures). Measured: the judge's
+    accuracy on them, and how far each lies from its nearest training image of the category (root mean square over
+    pixels in [0, 1]), against the same distance for the category's held-out real emoji (a new emoji of the kind)
+    and for each training emoji to its nearest other one. A sample at about 0 copies a training emoji. The grid
+    shows each model's first samples above their nearest training emoji. ``budget``: seconds of training per run
+    (the config's time limit unless given). ``repeats``: also the five categories with the category's images
+    repeated that many times in the training set (the others once), so the model sees them more often at the
+    others' expense; the five-category models are judged on every category too (``per_class`` of each).
+    ``alone_too=False`` leaves out the model of the category alone."""
+    import statistics
+
+    from course_utils.configs import merge
+    from course_utils.data.dataset import ImageDataset
+    from course_utils.evaluation import judge_predict, load_or_train_judge, to_unit_range
+    from course_utils.jobs import guidance_of
+    from course_utils.models import null_condition_for
+    from course_utils.plots import save_grid
+    from course_utils.sampling import sample_images
+    from course_utils.training import train_interleaved, training_run
+
+    from common import slug
+
+    cfg = cu.load_config("emoji32", "cpu")
+    data, test = build_dataset(cfg, "train", verbose=False), build_dataset(cfg, "test", verbose=False)
+    if category not in data.classes:
+        raise SystemExit(f"--category must be one of: {', '.join(data.classes)}")
+    c = data.classes.index(category)
+    own = (data.labels.argmax(1) == c).nonzero().flatten()
+    alone = ImageDataset(data.images[own], data.labels[own], data.classes, source=data.source, name=data.name)
+    flat = lambda images: images.flatten(1).float() / (255.0 if images.dtype == torch.uint8 else 1.0)  # noqa: E731
+    train_c = flat(data.images[own])
+    dim = train_c.shape[1]
+
+    def nearest(images01: torch.Tensor, exclude_self: bool = False):
+        d = torch.cdist(flat(images01), train_c) / dim ** 0.5
+        if exclude_self:
+            d.fill_diagonal_(float("inf"))
+        return d.min(1)
+
+    held_out = flat(test.images[test.labels.argmax(1) == c])
+    out = {"category": category, "training_images": {"five categories": len(data), category: len(alone)},
+           "median_distance_held_out_real_to_nearest_training": round(statistics.median(
+               nearest(held_out).values.tolist()), 4),
+           "median_distance_training_to_nearest_other_training": round(statistics.median(
+               nearest(train_c, exclude_self=True).values.tolist()), 4)}
+    print(out, flush=True)
+    recipes = {"the config (five categories)": data}
+    for k in repeats or []:
+        index = torch.cat([torch.arange(len(data))] + [own] * (k - 1))
+        recipes[f"five categories, {category} x{k}"] = ImageDataset(data.images[index], data.labels[index],
+                                                                      data.classes, source=data.source, name=data.name)
+    if alone_too:
+        recipes[f"{category} alone"] = alone
+    runs, setups = {}, {}
+    for label, d in recipes.items():
+        for seed in seeds:
+            run_cfg = merge(cfg, {"train": {"max_steps": 10**6, "checkpoint_every": 0, "seed": seed,
+                                            "time_limit_s": budget or cfg["train"]["time_limit_s"]}})
+            config = cu.TrainConfig.from_config(run_cfg, len(d))
+            torch.manual_seed(seed)
+            model = build_model(run_cfg, d)
+            sched = cu.build_noise_scheduler(run_cfg)
+            runs[(label, seed)] = training_run(model, sched, d, config, null_condition=null_condition_for(model),
+                                               progress=False)
+            setups[(label, seed)] = (sched, run_cfg)
+    judge, _ = load_or_train_judge("twemoji32", verbose=False)
+    rows, row_labels = [], []
+    for (label, seed), res in train_interleaved(runs).items():
+        sched, run_cfg = setups[(label, seed)]
+        s = run_cfg["sample"]
+        fig = {"steps": res.step, "train_seconds": round(res.train_seconds, 1)}
+        if label != f"{category} alone":  # judged on every category, as side-by-side does
+            ev = cu.evaluate_model(res.model, sched, "twemoji32", s["sampler"], s["steps"], per_class, seed=seed,
+                                   **guidance_of(run_cfg, res.model))
+            fig.update(judged_figures(ev))
+            images = ev.images[ev.labels == c]
+        else:
+            conditions = torch.nn.functional.one_hot(torch.full((per_class,), c), len(data.classes)).float()
+            images = to_unit_range(sample_images(res.model, sched, conditions, s["steps"], s["sampler"], seed=seed,
+                                                 **guidance_of(run_cfg, res.model)))
+        logits, _ = judge_predict(judge, images)
+        dist = nearest(images)
+        fig.update({
+               "judged_as_category": round((logits.argmax(1) == c).float().mean().item(), 4),
+               "median_distance_to_nearest_training": round(statistics.median(dist.values.tolist()), 4),
+               "share_within_held_out_median": round((dist.values < out[
+                   "median_distance_held_out_real_to_nearest_training"]).float().mean().item(), 4)})
+        out[f"{label}, seed {seed}"] = fig
+        print(label, seed, fig, flush=True)
+        rows += [images[:8], data.images[own][dist.indices[:8]].float() / 255]
+        row_labels += [f"{label}, seed {seed}", "nearest training emoji"]
+    name = f"one-category-{slug(category)}{''.join(f'-x{k}' for k in repeats or [])}{'-alone' * alone_too}.png"
+    path = save_grid(torch.cat(rows), Path("runs/bench-grids-emoji32") / name, nrow=8,
+                     row_labels=row_labels, title=f"{category}: samples, each above its nearest training emoji",
+                     scale=1.0)
+    out["grid"] = str(path)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=["throughput", "speedups", "recipe", "guidance", "scales", "side-by-side",
-                                    "budgets"])
+                                    "budgets", "category"])
     p.add_argument("--task", default="emoji32", choices=["emoji32", "cifar10", "celeba"])
     p.add_argument("--preset", default="cpu")
     p.add_argument("--config", help="a YAML config (default: the shipped one for --task)")
@@ -115,9 +221,14 @@ def main():
     p.add_argument("--fp32-only", action="store_true", help="throughput: skip the (slow on CPU) autocast variants")
     p.add_argument("--out", default=None, help="recipe: output folder (default runs/bench-TASK-PRESET)")
     p.add_argument("--checkpoint", default="data/pretrained/emoji32-cpu", help="scales: the pipeline to judge")
-    p.add_argument("--per-class", type=int, default=100, help="scales, side-by-side: samples judged per class")
-    p.add_argument("--budget", type=float, default=None, help="side-by-side: training seconds per run (default: "
-                                                              "the cpu config's limit)")
+    p.add_argument("--per-class", type=int, default=100,
+                   help="scales, side-by-side: samples judged per class; category: samples drawn of it")
+    p.add_argument("--category", default="Food & Drink", help="category: the category trained alone")
+    p.add_argument("--repeats", type=int, nargs="+", default=None,
+                   help="category: also the five categories with the category's images repeated K times")
+    p.add_argument("--skip-alone", action="store_true", help="category: leave out the model of the category alone")
+    p.add_argument("--budget", type=float, default=None, help="side-by-side, category: training seconds per run "
+                                                              "(default: the cpu config's limit)")
     add_guidance_arguments(p)
     args = p.parse_args()
     announce("bench_lesson4.py")
@@ -134,6 +245,9 @@ def main():
         recipes = preset_recipes(args.task, args.recipes, args.candidate)
         result = side_by_side(args.task, recipes, budget, args.seeds, args.per_class, also_scales=args.also_scales,
                               also_intervals=parse_intervals(args.also_intervals))
+    elif args.part == "category":
+        result = one_category(args.category, args.seeds, args.per_class, args.budget, args.repeats,
+                              alone_too=not args.skip_alone)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

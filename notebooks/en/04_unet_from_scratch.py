@@ -395,17 +395,19 @@ if cfg.get("judge") and not train_set.smoke_only:
 #
 # What this config lacks most is time. Four times the time (2,160 s, about 8,300 steps of the unfolded config; `python
 # bench/bench_lesson4.py budgets --factors 1 4`, two seeds, before the fix) halved the FID (9.8 and 9.0 against 21.4):
-# faces got ears and clearer features and places became scenes, but food was still no recognisable object. The README
-# shows the grids. The fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36
-# times the steps in 540 s, judged correct as often, a lower FID on every seed. The guidance scale was chosen by
-# measurement too, on four models of this config (two checkpoints and this lesson's two previous stored runs,
-# 2026-12-02; README): scale 3 was judged correct 3.6 to 6.6 points more often than scale 2, at a lower FID on each;
-# scale 4 moved the accuracy by -2.0 to +2.8 points from 3 and raised the FID on all four. Set
-# `cfg["sample"]["guidance_scale"] = 2` or `4` and run the cell above again to see it on yours. The time limit was
-# measured too: when `max_steps` was 6,000, a fast machine stopped after 391 s; trained for the whole 540 s instead,
-# two seeds side by side took 1.39x the steps and were judged correct more often (medians 95.5% against 93.5%) at a
-# lower FID on both (README), so `max_steps` is now 12,000 and the time limit ends the run. To go further on your
-# machine, raise `cfg["train"]["time_limit_s"]` and run section 11 again.
+# faces got ears and clearer features and places became scenes, but food was still no recognisable object. It is not
+# short of images: trained on the 108 food emoji alone for the same 540 s, this config draws food a person names (a
+# chestnut, a tomato, a doughnut), each close to a training emoji; with all five categories each food emoji is seen
+# about 150 times in 540 s instead of about 1,000 (`bench_lesson4.py category`, README). The README shows the grids. The
+# fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36 times the steps in 540 s,
+# judged correct as often, a lower FID on every seed. The guidance scale was chosen by measurement too, on four models
+# of this config (two checkpoints and this lesson's two previous stored runs, 2026-12-02; README): scale 3 was judged
+# correct 3.6 to 6.6 points more often than scale 2, at a lower FID on each; scale 4 moved the accuracy by -2.0 to +2.8
+# points from 3 and raised the FID on all four. Set `cfg["sample"]["guidance_scale"] = 2` or `4` and run the cell above
+# again to see it on yours. The time limit was measured too: when `max_steps` was 6,000, a fast machine stopped after
+# 391 s; trained for the whole 540 s instead, two seeds side by side took 1.39x the steps and were judged correct more
+# often (medians 95.5% against 93.5%) at a lower FID on both (README), so `max_steps` is now 12,000 and the time limit
+# ends the run. To go further on your machine, raise `cfg["train"]["time_limit_s"]` and run section 11 again.
 #
 # The outputs stored in this notebook come from 2 cores of an Intel Xeon (family 6 model 167, with AMX), 2026-12-03:
 # section 11 ran 6,384 steps in its 540 s, and the cell above judged the EMA weights 95.6% correct (116% of the judge),
