@@ -13,6 +13,7 @@
   python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
   python bench/bench_lesson4.py category --seeds 0   # the cpu config on five categories and on Food & Drink alone,
                                                      # interleaved: does food blur for want of training on it?
+                                                     # (--repeats 4 --skip-alone: food repeated 4x instead)
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
