@@ -123,7 +123,6 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
     import statistics
 
     from course_utils.configs import merge
-    from course_utils.data.dataset import ImageDataset
     from course_utils.evaluation import judge_predict, load_or_train_judge, to_unit_range
     from course_utils.jobs import guidance_of
     from course_utils.models import null_condition_for
@@ -138,8 +137,8 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
     if category not in data.classes:
         raise SystemExit(f"--category must be one of: {', '.join(data.classes)}")
     c = data.classes.index(category)
-    own = (data.labels.argmax(1) == c).nonzero().flatten()
-    alone = ImageDataset(data.images[own], data.labels[own], data.classes, source=data.source, name=data.name)
+    own = (data.class_indices == c).nonzero().flatten()
+    alone = data.select(own)
     flat = lambda images: images.flatten(1).float() / (255.0 if images.dtype == torch.uint8 else 1.0)  # noqa: E731
     train_c = flat(data.images[own])
     dim = train_c.shape[1]
@@ -150,7 +149,7 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
             d.fill_diagonal_(float("inf"))
         return d.min(1)
 
-    held_out = flat(test.images[test.labels.argmax(1) == c])
+    held_out = flat(test.images[test.class_indices == c])
     out = {"category": category, "training_images": {"five categories": len(data), category: len(alone)},
            "median_distance_held_out_real_to_nearest_training": round(statistics.median(
                nearest(held_out).values.tolist()), 4),
@@ -159,9 +158,8 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
     print(out, flush=True)
     recipes = {"the config (five categories)": data}
     for k in repeats or []:
-        index = torch.cat([torch.arange(len(data))] + [own] * (k - 1))
-        recipes[f"five categories, {category} x{k}"] = ImageDataset(data.images[index], data.labels[index],
-                                                                      data.classes, source=data.source, name=data.name)
+        everything_and_more = torch.cat([torch.arange(len(data))] + [own] * (k - 1))
+        recipes[f"five categories, {category} x{k}"] = data.select(everything_and_more)
     if alone_too:
         recipes[f"{category} alone"] = alone
     runs, setups = {}, {}
@@ -193,11 +191,10 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
                                                  **guidance_of(run_cfg, res.model)))
         logits, _ = judge_predict(judge, images)
         dist = nearest(images)
-        fig.update({
-               "judged_as_category": round((logits.argmax(1) == c).float().mean().item(), 4),
-               "median_distance_to_nearest_training": round(statistics.median(dist.values.tolist()), 4),
-               "share_within_held_out_median": round((dist.values < out[
-                   "median_distance_held_out_real_to_nearest_training"]).float().mean().item(), 4)})
+        within = (dist.values < out["median_distance_held_out_real_to_nearest_training"]).float().mean().item()
+        fig.update(judged_as_category=round((logits.argmax(1) == c).float().mean().item(), 4),
+                   median_distance_to_nearest_training=round(statistics.median(dist.values.tolist()), 4),
+                   share_within_held_out_median=round(within, 4))
         out[f"{label}, seed {seed}"] = fig
         print(label, seed, fig, flush=True)
         rows += [images[:8], data.images[own][dist.indices[:8]].float() / 255]

@@ -15,9 +15,9 @@ import torch
 from accelerate import PartialState
 
 from .configs import load_config
-from .errors import ConfigError
 from .devices import default_device
 from .data import ImageDataset, load_celeba, load_coco_captions, load_dataset, load_emoji_captions
+from .errors import ConfigError
 from .evaluation import (
     evaluate_models,
     evaluate_prompt_samples,
