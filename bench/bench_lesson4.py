@@ -13,7 +13,9 @@
   python bench/bench_lesson4.py throughput --task cifar10 --preset gpu --config-only   # expected time of a run
   python bench/bench_lesson4.py category --seeds 0   # the cpu config on five categories and on Food & Drink alone,
                                                      # interleaved: does food blur for want of training on it?
-                                                     # (--repeats 4 --skip-alone: food repeated 4x instead)
+                                                     # (--repeats 4 --skip-alone: food repeated 4x instead;
+                                                     # --skip-config --alone-budgets 135 270 540: food alone at
+                                                     # three budgets: how many views make food recognisable?)
 
 Timings on a shared machine drift: variants are interleaved in one process and medians and ratios quoted.
 """
@@ -107,7 +109,8 @@ def guidance(task: str, preset: str) -> dict:
 
 
 def one_category(category: str, seeds: list[int], per_class: int, budget: float | None = None,
-                 repeats: list[int] | None = None, alone_too: bool = True) -> dict:
+                 repeats: list[int] | None = None, alone_too: bool = True, config_too: bool = True,
+                 alone_budgets: list[float] | None = None) -> dict:
     """The cpu config trained for its time limit on all five categories and on ``category`` alone (so the model sees
     each of its images about five to seven times as often), interleaved, the same seeds: is the category's blur a
     matter of how often the model sees it? Each model draws ``per_class`` images of the category with the config's
@@ -119,7 +122,10 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
     (the config's time limit unless given). ``repeats``: also the five categories with the category's images
     repeated that many times in the training set (the others once), so the model sees them more often at the
     others' expense; the five-category models are judged on every category too (``per_class`` of each).
-    ``alone_too=False`` leaves out the model of the category alone."""
+    ``alone_too=False`` leaves out the model of the category alone, ``config_too=False`` the config's own;
+    ``alone_budgets``: models of the category alone trained for each of these numbers of seconds instead of one for
+    ``budget``, so that one run shows how many views of each image its samples need to become recognisable.
+    Every model's figures give ``views_per_image``: steps times batch size over its training images."""
     import statistics
 
     from course_utils.configs import merge
@@ -156,31 +162,37 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
            "median_distance_training_to_nearest_other_training": round(statistics.median(
                nearest(train_c, exclude_self=True).values.tolist()), 4)}
     print(out, flush=True)
-    recipes = {"the config (five categories)": data}
+    budget = budget or cfg["train"]["time_limit_s"]
+    recipes = {"the config (five categories)": (data, budget)} if config_too else {}
     for k in repeats or []:
         everything_and_more = torch.cat([torch.arange(len(data))] + [own] * (k - 1))
-        recipes[f"five categories, {category} x{k}"] = data.select(everything_and_more)
-    if alone_too:
-        recipes[f"{category} alone"] = alone
+        recipes[f"five categories, {category} x{k}"] = (data.select(everything_and_more), budget)
+    if alone_too and alone_budgets:
+        recipes.update({f"{category} alone, {b:g} s": (alone, b) for b in alone_budgets})
+    elif alone_too:
+        recipes[f"{category} alone"] = (alone, budget)
+    if not recipes:
+        raise SystemExit("category: nothing to train; keep the config, the category alone or --repeats")
     runs, setups = {}, {}
-    for label, d in recipes.items():
+    for label, (d, seconds) in recipes.items():
         for seed in seeds:
             run_cfg = merge(cfg, {"train": {"max_steps": 10**6, "checkpoint_every": 0, "seed": seed,
-                                            "time_limit_s": budget or cfg["train"]["time_limit_s"]}})
+                                            "time_limit_s": seconds}})
             config = cu.TrainConfig.from_config(run_cfg, len(d))
             torch.manual_seed(seed)
             model = build_model(run_cfg, d)
             sched = cu.build_noise_scheduler(run_cfg)
             runs[(label, seed)] = training_run(model, sched, d, config, null_condition=null_condition_for(model),
                                                progress=False)
-            setups[(label, seed)] = (sched, run_cfg)
+            setups[(label, seed)] = (sched, run_cfg, len(d))
     judge, _ = load_or_train_judge("twemoji32", verbose=False)
     rows, row_labels = [], []
     for (label, seed), res in train_interleaved(runs).items():
-        sched, run_cfg = setups[(label, seed)]
+        sched, run_cfg, num_images = setups[(label, seed)]
         s = run_cfg["sample"]
-        fig = {"steps": res.step, "train_seconds": round(res.train_seconds, 1)}
-        if label != f"{category} alone":  # judged on every category, as side-by-side does
+        fig = {"steps": res.step, "train_seconds": round(res.train_seconds, 1),
+               "views_per_image": round(res.step * run_cfg["train"]["batch_size"] / num_images)}
+        if not label.startswith(f"{category} alone"):  # judged on every category, as side-by-side does
             ev = cu.evaluate_model(res.model, sched, "twemoji32", s["sampler"], s["steps"], per_class, seed=seed,
                                    **guidance_of(run_cfg, res.model))
             fig.update(judged_figures(ev))
@@ -199,7 +211,8 @@ def one_category(category: str, seeds: list[int], per_class: int, budget: float 
         print(label, seed, fig, flush=True)
         rows += [images[:8], data.images[own][dist.indices[:8]].float() / 255]
         row_labels += [f"{label}, seed {seed}", "nearest training emoji"]
-    name = f"one-category-{slug(category)}{''.join(f'-x{k}' for k in repeats or [])}{'-alone' * alone_too}.png"
+    name = (f"one-category-{slug(category)}{''.join(f'-x{k}' for k in repeats or [])}{'-alone' * alone_too}"
+            f"{''.join(f'-{b:g}s' for b in alone_budgets or [])}{'-no-config' * (not config_too)}.png")
     path = save_grid(torch.cat(rows), Path("runs/bench-grids-emoji32") / name, nrow=8,
                      row_labels=row_labels, title=f"{category}: samples, each above its nearest training emoji",
                      scale=1.0)
@@ -225,6 +238,9 @@ def main():
     p.add_argument("--repeats", type=int, nargs="+", default=None,
                    help="category: also the five categories with the category's images repeated K times")
     p.add_argument("--skip-alone", action="store_true", help="category: leave out the model of the category alone")
+    p.add_argument("--skip-config", action="store_true", help="category: leave out the config's own model")
+    p.add_argument("--alone-budgets", type=float, nargs="+", default=None,
+                   help="category: models of the category alone trained for each of these seconds")
     p.add_argument("--budget", type=float, default=None, help="side-by-side, category: training seconds per run "
                                                               "(default: the cpu config's limit)")
     add_guidance_arguments(p)
@@ -245,7 +261,8 @@ def main():
                               also_intervals=parse_intervals(args.also_intervals))
     elif args.part == "category":
         result = one_category(args.category, args.seeds, args.per_class, args.budget, args.repeats,
-                              alone_too=not args.skip_alone)
+                              alone_too=not args.skip_alone, config_too=not args.skip_config,
+                              alone_budgets=args.alone_budgets)
     elif args.part == "scales":
         result = guidance_scales(Path(args.checkpoint), "twemoji32", args.scales, args.sampler, args.steps,
                                  args.per_class, args.interval, args.evaluations)

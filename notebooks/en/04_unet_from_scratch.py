@@ -398,7 +398,9 @@ if cfg.get("judge") and not train_set.smoke_only:
 # faces got ears and clearer features and places became scenes, but food was still no recognisable object. It is not
 # short of images: trained on the 108 food emoji alone for the same 540 s, this config draws food a person names (a
 # chestnut, a tomato, a doughnut), each close to a training emoji; with all five categories each food emoji is seen
-# about 150 times in 540 s instead of about 1,000 (`bench_lesson4.py category`, README). The README shows the grids. The
+# about 150 times in 540 s instead of about 1,000 (`bench_lesson4.py category`, README). Food alone for 135, 270
+# and 540 s (about 290, 590 and 1,230 views of each emoji) went from blobs to some named food to named food nearly every time:
+# food needs several hundred views of each emoji, which five categories do not leave it. The README shows the grids. The
 # fold was chosen side by side with the unfolded UNet on four seeds (section 7): 1.33 to 1.36 times the steps in 540 s,
 # judged correct as often, a lower FID on every seed. The guidance scale was chosen by measurement too, on four models
 # of this config (two checkpoints and this lesson's two previous stored runs, 2026-12-02; README): scale 3 was judged
