@@ -607,8 +607,8 @@ plt.show()
 # gained the same way. Leaving guidance out at the noisiest steps instead (above t = 800) cost up to 5 points: that is
 # where the label acts. On the shipped checkpoint the interval lowers the FID at every scale from 2 to 3.5 (at 2: 1.69
 # against 2.09 with every step guided) at 99.5% to 100% judged; at the preset's 1.5 it costs 0.8 points for about the
-# same FID (98.2% against 99.0%, FID 0.90 and 0.96), as it cost 0.9 and 1.8 points at 1.5 on two other 300 s models
-# (README). At a low scale, try guiding every step: `guided_from` at 0 in section 10.
+# same FID (98.2% against 99.0%, FID 0.90 and 0.96); on four other 300 s models it cost 0.8 to 1.8 points at 1.5 on
+# three and gained 0.5 on one (README). At a low scale, try guiding every step: `guided_from` at 0 in section 10.
 #
 # The next cell compares them on your model, DDPM at all 1000 steps among them, on 100 samples per sampler. **Before you
 # run it:** at `cpu` it takes about 2 minutes here (DDPM at 1000 steps costs 1.0 s per sample). It samples without
