@@ -402,9 +402,9 @@ plt.show()
 # - **2x2 pixels folded into channels** (`patch_size: 2`, section 3) and a UNet of two resolution levels, widths
 #   (32, 64), attention at 7x7 only: a training step of batch 32 took 227 ms, against 340 ms for the earlier cpu
 #   model (three levels, no folding) and 1,457 ms for the source recipe's (`bench_lesson1.py throughput`, interleaved,
-#   medians, on a slower machine than the stored run's, which took about 130 ms a step): 1.5 and 6.4 times as many
-#   steps per minute. bf16 autocast made the step 8.2 times slower on this CPU,
-#   which has no bf16 units, so the preset trains in float32;
+#   medians, on a slower machine than the stored run's, which took about 77 ms a step): 1.5 and 6.4 times as many
+#   steps per minute. bf16 autocast made the step 8.2 times slower on that CPU, which has no bf16 units, and 1.7
+#   times slower on the stored run's, which has them (`bench_lesson1.py throughput`), so the preset trains in float32;
 # - **batch 32**: at a fixed time, more and smaller steps won. Exploratory runs of the earlier recipe for 300 s each
 #   (one seed, 500 samples): batch 64 took 498 steps and 71.6% were judged the requested digit, batch 32 took 904
 #   steps and 77.4%.
@@ -524,14 +524,14 @@ plt.show()
 # 2026-12-04, so the preset samples it at scale 1.5 (section 7); on 1,000 samples with the preset's sampler
 # (SDE-DPM-Solver++, 15 steps, guided from t = 350 up, 25 evaluations) **98.2%** were judged the requested digit,
 # classifier FID **0.90** against 0.41 between two sets of real digits, 2.2 times (`data/pretrained/mnist-cpu`). The
-# weakest digit was 5 (93%). On the same machine, the same command trained 3,962 steps in another run (98.3%, FID
-# 0.87), and two models trained side by side 3,886 and 3,892 steps (98.7% and 98.1%, FID 0.89 and 1.00). The cell
-# below judges as many samples with the same seed; your model is trained anew, so expect your figures within a point
-# or two of these if your machine trains as many steps. A slower machine takes fewer steps in 300 s and samples at a
-# higher scale: the checkpoint shipped until 2026-12-04 trained 1,812 steps on such a machine and was judged 99.0%
-# correct at 2.5, with FID 2.63 (6.4 times real vs real); four more models of the recipe trained there side by side
-# (seeds 0 to 3, 1,667 to 1,998 steps) 99.0% to 99.3% (FID 2.17 to 2.89). With the earlier recipe, 1,308 steps gave
-# 96.4% at this scale.
+# weakest digit was 5 (93%). On the same machine, the same command trained 3,962 steps in another run (98.3%, FID 0.87),
+# and four models trained side by side 3,886 to 4,127 steps (98.1% to 98.7%, FID 0.87 to 1.23; the 1.23 is the one model
+# of ten on this machine above 3 times real vs real, README). The cell below judges as many samples with the same seed;
+# your model is trained anew, so expect your figures within a point or two of these if your machine trains as many
+# steps. A slower machine takes fewer steps in 300 s and samples at a higher scale: the checkpoint shipped until
+# 2026-12-04 trained 1,812 steps on such a machine and was judged 99.0% correct at 2.5, with FID 2.63 (6.4 times real vs
+# real); four more models of the recipe trained there side by side (seeds 0 to 3, 1,667 to 1,998 steps) 99.0% to 99.3%
+# (FID 2.17 to 2.89). With the earlier recipe, 1,308 steps gave 96.4% at this scale.
 #
 # Guidance trades variety for correctness, and the right scale depends on the model. On the shipped checkpoint, guided
 # from t = 350 up, scale 1.5 gives 98.2% (FID 0.90), 2 gives 99.5% (1.69), 2.5 gives 99.9% (2.69) and 3.5 gives 100%
